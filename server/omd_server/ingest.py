@@ -1,0 +1,211 @@
+"""Validation and authentication of incoming readings.
+
+Everything here runs before the database is touched, so a rejected request can never leave
+anything behind; the only check that needs the database (seq/replay) runs inside the write
+transaction in storage.insert_readings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from . import contract
+from .config import Config
+
+log = logging.getLogger("omd_server.ingest")
+
+_MAX_MSG = 240
+
+
+class BadJson(ValueError):
+    pass
+
+
+def _reject_constant(name: str):
+    raise BadJson(f"{name} is not a valid JSON number")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadJson(f"body is not UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise BadJson(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise BadJson("JSON nested too deeply") from None
+
+
+@dataclass
+class Problem:
+    loc: list[Any]
+    msg: str
+    type: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"loc": self.loc, "msg": self.msg[:_MAX_MSG], "type": self.type}
+
+
+@dataclass
+class Outcome:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # 401 when every problem is about authentication, 422 otherwise
+    auth_only: bool = True
+
+
+def _schema_problems(doc: Any, loc: list[Any]) -> list[Problem]:
+    out = []
+    for err in sorted(contract.validator().iter_errors(doc), key=lambda e: list(e.absolute_path)):
+        path = list(err.absolute_path)
+        msg = err.message
+        if err.validator == "required":
+            missing = re.findall(r"'([^']+)' is a required property", msg)
+            path = path + missing[:1]
+        elif err.validator == "additionalProperties":
+            extra = sorted(set(doc) - set(contract.fields())) if isinstance(doc, dict) else []
+            msg = "unknown field(s): " + ", ".join(repr(e)[:40] for e in extra[:5])
+            path = path + extra[:1]
+        out.append(Problem(loc + path, msg, "schema." + str(err.validator)))
+    return out
+
+
+def parse_timestamp(text: str) -> datetime:
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    # contract: no offset means UTC (the seed's example)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def check_reading(doc: Any, loc: list[Any], cfg: Config, now: float) -> list[Problem]:
+    """Contract + plausibility checks that need no key and no database."""
+    if not isinstance(doc, dict):
+        return [Problem(loc, "a reading must be a JSON object", "type")]
+    problems = _schema_problems(doc, loc)
+    for k, v in doc.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            problems.append(Problem(loc + [k], "must be a finite number", "value.finite"))
+    if problems:
+        return problems
+    try:
+        dt = parse_timestamp(doc["timestamp"])
+    except ValueError as exc:
+        return [Problem(loc + ["timestamp"], f"not a valid date/time: {exc}", "value.timestamp")]
+    ts = dt.timestamp()
+    if ts > now + cfg.max_clock_skew_s:
+        problems.append(Problem(
+            loc + ["timestamp"],
+            f"{doc['timestamp']} is {int(ts - now)} s ahead of the server clock "
+            f"(allowed {cfg.max_clock_skew_s} s); check the meter's time sync",
+            "value.clock_skew",
+        ))
+    if cfg.max_age_days and ts < now - cfg.max_age_days * 86400:
+        problems.append(Problem(
+            loc + ["timestamp"],
+            f"{doc['timestamp']} is older than max_age_days={cfg.max_age_days}",
+            "value.too_old",
+        ))
+    if cfg.earliest_timestamp and ts < parse_timestamp(cfg.earliest_timestamp).timestamp():
+        problems.append(Problem(
+            loc + ["timestamp"],
+            f"{doc['timestamp']} is before earliest_timestamp={cfg.earliest_timestamp}; "
+            "the meter's clock is probably not set",
+            "value.clock_unset",
+        ))
+    v, i, w = doc["voltage"], doc["current"], doc["watts"]
+    s = v * i
+    tol = cfg.watts_tolerance_rel * s + cfg.watts_tolerance_abs_w
+    if "pf" in doc:
+        expected = s * doc["pf"]
+        if abs(abs(w) - expected) > tol:
+            problems.append(Problem(
+                loc + ["watts"],
+                f"|watts| = {abs(w):.2f} W but voltage*current*pf = {expected:.2f} W "
+                f"(tolerance {tol:.2f} W)",
+                "value.power_mismatch",
+            ))
+    elif abs(w) > s + tol:
+        problems.append(Problem(
+            loc + ["watts"],
+            f"|watts| = {abs(w):.2f} W exceeds voltage*current = {s:.2f} W "
+            f"(tolerance {tol:.2f} W)",
+            "value.power_mismatch",
+        ))
+    if "sig" in doc:
+        for needed in ("meter_id", "seq"):
+            if needed not in doc:
+                problems.append(Problem(loc + [needed], "required in a signed reading", "missing"))
+    return problems
+
+
+def digest(doc: dict[str, Any]) -> str:
+    return hashlib.sha256(contract.canonical(doc).encode()).hexdigest()
+
+
+def to_row(doc: dict[str, Any], meter_id: str) -> dict[str, Any]:
+    row = {k: doc.get(k) for k in contract.fields()}
+    row["meter_id"] = meter_id
+    row["ts"] = int(parse_timestamp(doc["timestamp"]).timestamp())
+    row["digest"] = digest(doc)
+    return row
+
+
+def process(docs: list[Any], cfg: Config, key_lookup, batch: bool) -> Outcome:
+    """Validate and authenticate readings; all must pass or the caller stores nothing."""
+    now = time.time()
+    out = Outcome()
+    keys: dict[str, str | None] = {}
+    for idx, doc in enumerate(docs):
+        loc: list[Any] = ["body", "readings", idx] if batch else ["body"]
+        problems = check_reading(doc, loc, cfg, now)
+        if problems:
+            out.problems += problems
+            out.auth_only = False
+            continue
+        meter_id = doc.get("meter_id")
+        if meter_id is not None and meter_id not in keys:
+            keys[meter_id] = key_lookup(meter_id)
+        if "sig" in doc:
+            key = keys[meter_id]
+            if key is None:
+                out.problems.append(Problem(
+                    loc + ["meter_id"], f"unknown meter {meter_id!r} (no key provisioned)",
+                    "auth.unknown_meter",
+                ))
+                continue
+            if not contract.verify(key, doc):
+                out.problems.append(Problem(
+                    loc + ["sig"], "signature does not match the canonical reading",
+                    "auth.bad_signature",
+                ))
+                continue
+        else:
+            if not cfg.allow_unsigned:
+                out.problems.append(Problem(
+                    loc + ["sig"],
+                    "unsigned reading refused: 'sig' missing and allow_unsigned is false",
+                    "auth.unsigned",
+                ))
+                continue
+            meter_id = meter_id or cfg.unsigned_meter_id
+            if meter_id not in keys:
+                keys[meter_id] = key_lookup(meter_id)
+            if keys[meter_id] is not None:
+                # a provisioned meter must always sign, or allow_unsigned would let anyone on
+                # the LAN write into its history
+                out.problems.append(Problem(
+                    loc + ["sig"], f"meter {meter_id!r} has a key: its readings must be signed",
+                    "auth.unsigned",
+                ))
+                continue
+        out.rows.append(to_row(doc, meter_id))
+    return out
