@@ -21,8 +21,9 @@ DEFAULTS = {
         # datasheet defaults, used until calibration.run() stores v_gain/i_gain/phase_deg
         "adc_fullscale_v": 3.1,  # ESP32-S3 ADC1, 12 dB attenuation: ~3.1 V at full scale
         "v_ratio": 328.57142857142856,  # 230 V / 0.70 V: ZMPT101B trimmer set to 0.70 V rms
+        "v_divider": 0.9090909090909091,  # R21 / (R20 + R21) = 10k / 11k on the board
         "i_sensitivity_v_per_a": 0.185,  # ACS712-5A
-        "i_divider": 0.62,  # ACS712 output divider (5 V -> 3.1 V); check the board's BOM
+        "i_divider": 0.6,  # R23 / (R22 + R23) = 15k / 25k (5 V -> 3.0 V); tests read the netlist
         "i_invert": True,  # ACS712 reads import positive; the contract wants export positive
         "phase_deg": 0.0,
         "phase_hz": 50.0,

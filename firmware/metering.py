@@ -239,11 +239,12 @@ def nominal_cal(c):
     """Cal from datasheet values in a config 'cal' dict (before any calibration).
 
     adc_fullscale_v: pin voltage at full scale (ESP32-S3, 12 dB attenuation, ~3.1 V);
-    v_ratio: mains volts per volt at the ADC pin (ZMPT101B module trimmed to 0.70 V rms at 230 V);
+    v_ratio: mains volts per volt out of the ZMPT101B module (trimmed to 0.70 V rms at 230 V),
+    v_divider: the board's divider from the module to the pin;
     i_sensitivity_v_per_a: ACS712-5A, 0.185 V/A; i_divider: the divider ratio onto the pin.
     """
     per_count = c["adc_fullscale_v"] / 65535.0
-    vg = per_count * c["v_ratio"]
+    vg = per_count * c["v_ratio"] / c.get("v_divider", 1.0)
     ig = per_count / (c["i_divider"] * c["i_sensitivity_v_per_a"])
     if c.get("i_invert"):
         ig = -ig

@@ -6,7 +6,8 @@ given mains scenario, from physical models of the parts:
 * ZMPT101B module (3.3 V supply, mid-rail bias): voltage ratio with a per-unit error, a small
   phase lead of the transformer and a slight core non-linearity.
 * ACS712-5A (5 V supply): 185 mV/A around Vcc/2 (per-unit sensitivity and zero-current offset
-  errors), ~21 mV peak-to-peak output noise (sigma 3.5 mV), then the divider onto the pin.
+  errors), ~21 mV peak-to-peak output noise (sigma 3.5 mV), then the 10k/15k divider.
+* The ZMPT101B output goes through the board's 1k/10k divider.
 * RC anti-alias filters on both channels, modelled as group delays (first-order RC at 50 Hz is
   a pure delay to within 0.01 %), so the chains differ by 0.2..1.2 degrees at the fundamental.
 * ESP32-S3 ADC1 at 12 dB attenuation: gain and offset errors, a smooth S-shaped INL that
@@ -27,7 +28,8 @@ import numpy as np
 ADC_FS_NOMINAL = 3.1  # V at code 4095, what nominal_cal assumes
 ZMPT_V_PER_V_NOMINAL = 0.70 / 230.0
 ACS_SENS_NOMINAL = 0.185
-DIVIDER_NOMINAL = 0.62
+DIVIDER_NOMINAL = 0.6  # 10k / 15k
+V_DIVIDER_NOMINAL = 10.0 / 11.0  # 1k / 10k
 I_RANGE_A = 5.0  # 100 % of range, A rms (ACS712-5A)
 
 
@@ -44,6 +46,7 @@ class Unit:
     acs_zero: float = 2.5
     acs_noise_v: float = 0.0035  # sigma, ~21 mV p-p
     divider: float = DIVIDER_NOMINAL
+    v_divider: float = V_DIVIDER_NOMINAL
     v_rc_delay_s: float = 0.0
     i_rc_delay_s: float = 0.0
     adc_fs: float = ADC_FS_NOMINAL
@@ -62,9 +65,11 @@ class Unit:
         u.acs_sens = ACS_SENS_NOMINAL * (1 + r.uniform(-0.015, 0.015))
         u.acs_zero = 2.5 + r.uniform(-0.02, 0.02)
         u.divider = DIVIDER_NOMINAL * (1 + r.uniform(-0.01, 0.01))
-        # anti-alias RCs: ~1.6 kHz corner; total chain phase difference 0.2..1.2 degrees
-        u.v_rc_delay_s = r.uniform(100e-6, 140e-6)
-        diff_deg = r.uniform(0.2, 1.2) * r.choice([-1, 1])
+        u.v_divider = V_DIVIDER_NOMINAL * (1 + r.uniform(-0.01, 0.01))
+        # anti-alias RCs: 0.9k*100n on V (90 us), 6k*10n on I (60 us), 5 % capacitors; the
+        # current chain leads by 0.2..1.2 degrees at 50 Hz in total
+        u.v_rc_delay_s = 90e-6 * (1 + r.uniform(-0.05, 0.05))
+        diff_deg = -r.uniform(0.2, 1.2)
         u.i_rc_delay_s = u.v_rc_delay_s + (diff_deg - u.zmpt_lead_deg) / 360.0 / 50.0
         u.adc_fs = ADC_FS_NOMINAL * (1 + r.uniform(-0.02, 0.02))
         u.adc_offset_v = r.uniform(-0.015, 0.015)
@@ -145,7 +150,7 @@ def burst(unit: Unit, sc: Scenario, rng: np.random.Generator, n: int | None = No
     zv = unit.zmpt_gain * v_m
     full = unit.zmpt_gain * 230 * math.sqrt(2)
     zv = zv - unit.zmpt_cubic * zv**3 / full**2
-    vpin = unit.zmpt_bias + zv + rng.normal(0.0, unit.v_noise_v, n)
+    vpin = (unit.zmpt_bias + zv + rng.normal(0.0, unit.v_noise_v, n)) * unit.v_divider
     acs = unit.acs_zero + unit.acs_sens * i_m + rng.normal(0.0, unit.acs_noise_v, n)
     ipin = acs * unit.divider
     out = np.empty(2 * n, dtype=np.int64)
@@ -158,4 +163,5 @@ def nominal_config() -> dict:
     """The datasheet defaults the firmware's config.py ships (checked equal in a test)."""
     return {"adc_fullscale_v": ADC_FS_NOMINAL, "v_ratio": 1.0 / ZMPT_V_PER_V_NOMINAL,
             "i_sensitivity_v_per_a": ACS_SENS_NOMINAL, "i_divider": DIVIDER_NOMINAL,
+            "v_divider": V_DIVIDER_NOMINAL,
             "i_invert": True}

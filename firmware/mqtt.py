@@ -1,0 +1,123 @@
+# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
+# Minimal MQTT 3.1.1 client (QoS 0, retain, last will, ping) and Home Assistant discovery.
+#
+# umqtt.simple would do on the device, but a client we own runs the same code in the tests
+# against a real mosquitto. Topics, classes and units come from contract/homeassistant.json.
+import json
+import socket
+import struct
+
+
+def _str(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("!H", len(b)) + b
+
+
+def _len(n):
+    out = b""
+    while True:
+        d = n % 128
+        n //= 128
+        out += bytes((d | 0x80 if n else d,))
+        if not n:
+            return out
+
+
+class MQTT:
+    def __init__(self, client_id, host, port=1883, user="", password="", keepalive=60):
+        self.cid = client_id
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.keepalive = keepalive
+        self.sock = None
+        self.will = None
+
+    def set_last_will(self, topic, msg, retain=True):
+        self.will = (topic, msg, retain)
+
+    def connect(self, timeout=10):
+        ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+        s = socket.socket(ai[0], socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(ai[-1])
+        flags = 0x02  # clean session
+        payload = _str(self.cid)
+        if self.will:
+            flags |= 0x04 | (0x20 if self.will[2] else 0)
+            payload += _str(self.will[0]) + _str(self.will[1])
+        if self.user:
+            flags |= 0x80
+            payload += _str(self.user)
+            if self.password:
+                flags |= 0x40
+                payload += _str(self.password)
+        var = _str("MQTT") + bytes((4, flags)) + struct.pack("!H", self.keepalive)
+        body = var + payload
+        s.sendall(b"\x10" + _len(len(body)) + body)
+        ack = s.recv(4)
+        if len(ack) != 4 or ack[0] != 0x20 or ack[3] != 0:
+            s.close()
+            raise OSError("MQTT CONNACK refused: %r" % (ack,))
+        self.sock = s
+
+    def publish(self, topic, msg, retain=False):
+        if isinstance(msg, str):
+            msg = msg.encode()
+        body = _str(topic) + msg
+        self.sock.sendall(bytes((0x30 | (1 if retain else 0),)) + _len(len(body)) + body)
+
+    def ping(self):
+        self.sock.sendall(b"\xc0\x00")
+
+    def disconnect(self):
+        try:
+            self.sock.sendall(b"\xe0\x00")
+            self.sock.close()
+        finally:
+            self.sock = None
+
+
+def topics(ha, meter_id):
+    return (ha["state_topic"].replace("{meter_id}", meter_id),
+            ha["availability_topic"].replace("{meter_id}", meter_id))
+
+
+def discovery(ha, meter_id, fw):
+    """[(topic, payload)] of retained HA discovery configs, one per contract sensor."""
+    state, avail = topics(ha, meter_id)
+    dev = {"identifiers": [meter_id], "name": "Open Meter " + meter_id,
+           "manufacturer": ha["device"]["manufacturer"], "model": ha["device"]["model"],
+           "sw_version": fw}
+    out = []
+    for s in ha["sensors"]:
+        src = s.get("source", s["key"])
+        tpl = "{{ value_json.%s }}" % src
+        if "scale" in s:
+            tpl = "{{ (value_json.%s | float * %s) | round(6) }}" % (src, repr(s["scale"]))
+        cfg = {
+            "name": s["name"],
+            "unique_id": meter_id + "_" + s["key"],
+            "object_id": meter_id + "_" + s["key"],
+            "state_topic": state,
+            "value_template": tpl,
+            "availability_topic": avail,
+            "payload_available": ha["payload_available"],
+            "payload_not_available": ha["payload_not_available"],
+            "device_class": s["device_class"],
+            "state_class": s["state_class"],
+            "device": dev,
+        }
+        if s.get("unit_of_measurement") is not None:
+            cfg["unit_of_measurement"] = s["unit_of_measurement"]
+        topic = ha["discovery_topic"].replace("{meter_id}", meter_id).replace("{key}", s["key"])
+        out.append((topic, json.dumps(cfg)))
+    return out
+
+
+def announce(client, ha, meter_id, fw):
+    """After connect: discovery configs (retained) and 'online' (retained)."""
+    for t, p in discovery(ha, meter_id, fw):
+        client.publish(t, p, retain=True)
+    client.publish(topics(ha, meter_id)[1], ha["payload_available"], retain=True)
