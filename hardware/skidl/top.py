@@ -1,0 +1,63 @@
+"""Top level of the Open Metering Device board: the nets, then each function block."""
+
+from __future__ import annotations
+
+import builtins
+
+import skidl
+
+from .lib import PINMAP_MODULE
+from . import camera, mcu, power, sensors, user_io
+
+# Power nets get KiCad's usual names; every other net is named after its pin-map signal.
+POWER_NETS = {"V5": "+5V", "V3V3": "+3V3", "V2V8": "+2V8", "V1V2": "+1V2", "GND": "GND"}
+LOCAL_NETS = ("VBUS", "VBUS_F", "VIN_T", "EN", "VSENSE", "ISENSE", "CAM_RESET",
+              "LED_STATUS_A", "LED_NET_A")
+
+
+class Nets:
+    """All named nets of the board, reachable as attributes or by name (n.GND, n['+3V3'])."""
+
+    def __init__(self):
+        self._by_name = {}
+        for attr, name in POWER_NETS.items():
+            setattr(self, attr, self._new(name))
+        for name in LOCAL_NETS + tuple(PINMAP_MODULE.PINS):
+            setattr(self, name, self._new(name))
+        self.NC = builtins.NC  # SKiDL keeps its no-connect net in builtins
+
+    def _new(self, name):
+        net = skidl.Net(name)
+        self._by_name[name] = net
+        return net
+
+    def __getitem__(self, name):
+        return self._by_name[name]
+
+    def __setitem__(self, name, net):
+        # `n[name] += pin` rebinds the name to the same net; anything else is a mistake
+        if net is not self._by_name.get(name):
+            raise TypeError(f"net '{name}' cannot be replaced")
+
+
+def build() -> Nets:
+    """Create the whole circuit in SKiDL's default circuit and return its nets."""
+    n = Nets()
+    # Nets fed from outside the board, and +5V which the external supplies feed through D1/Q1
+    # (ERC cannot see power through a diode or a FET): tell ERC they are driven.
+    for net in (n.GND, n.VBUS, n.VIN_T, n.V5):
+        net.drive = skidl.POWER
+    # The same statement for KiCad's schematic ERC: power flags (schematic-only symbols).
+    for i, net in enumerate((n.GND, n.V5, n.VBUS), start=1):
+        flag = skidl.Part("power", "PWR_FLAG", ref=f"#FLG0{i}", tag=f"#FLG0{i}")
+        flag[1] += net
+    power.power_input(n, tag="power_input")
+    power.rail_3v3(n, tag="rail_3v3")
+    power.test_points(n, tag="test_points")
+    mcu.mcu(n, tag="mcu")
+    sensors.voltage_sensor(n, tag="voltage_sensor")
+    sensors.current_sensor(n, tag="current_sensor")
+    camera.camera(n, tag="camera")
+    user_io.user_io(n, tag="user_io")
+    user_io.mounting_holes()
+    return n
