@@ -148,22 +148,26 @@ def render_diagrams(root: Path) -> list[str]:
     if not jar.is_file():
         raise MissingInput(f"docs: PlantUML jar not found: {jar} (run scripts/setup.sh)")
     with tempfile.TemporaryDirectory() as tmp:
-        # The SVG name comes from "@startuml NAME", so each file renders alone into tmp and is
-        # renamed after its source file: the page links never depend on the diagram's title.
+        # One JVM for all diagrams (start-up dominates). PlantUML names each SVG after
+        # "@startuml NAME" (or the file), so map the outputs back to the source files.
+        expected = {}
         for puml in src:
-            d = Path(tmp) / puml.stem
-            d.mkdir()
-            shutil.copy(puml, d / puml.name)
-            r = subprocess.run(
-                ["java", "-Djava.awt.headless=true", "-jar", str(jar), "-tsvg", "-charset",
-                 "UTF-8", "-failfast2", str(d / puml.name)],
-                capture_output=True, text=True, cwd=d)
-            svgs = list(d.glob("*.svg"))
-            if r.returncode != 0 or len(svgs) != 1:
-                raise SystemExit(f"docs: PlantUML failed on {puml.relative_to(root)}:\n"
-                                 f"{r.stdout}{r.stderr}")
-            # The encoded source copy only bloats the diff; the .puml is next to it in git.
-            svg = SVG_VOLATILE.sub("", svgs[0].read_text(encoding="utf-8"))
+            shutil.copy(puml, Path(tmp) / puml.name)
+            m = re.search(r"^@startuml[ \t]+(\S+)", puml.read_text(encoding="utf-8"), re.M)
+            expected[puml] = Path(tmp) / f"{m.group(1) if m else puml.stem}.svg"
+        if len(set(expected.values())) != len(expected):
+            raise SystemExit("docs: two diagrams under docs/diagrams share an @startuml name")
+        r = subprocess.run(
+            ["java", "-Djava.awt.headless=true", "-jar", str(jar), "-tsvg", "-charset", "UTF-8",
+             "-failfast2", *sorted(p.name for p in src)],
+            capture_output=True, text=True, cwd=tmp)
+        bad = [p.name for p, out in expected.items() if not out.is_file()]
+        if r.returncode != 0 or bad:
+            raise SystemExit(f"docs: PlantUML failed ({', '.join(bad) or 'see output'}):\n"
+                             f"{r.stdout}{r.stderr}")
+        for puml, out in expected.items():
+            # The encoded copy of the source only bloats diffs; the .puml is in git.
+            svg = SVG_VOLATILE.sub("", out.read_text(encoding="utf-8"))
             write(root, GEN / "diagrams" / f"{puml.stem}.svg", svg)
     names = {p.stem for p in src}
     for stale in out_dir.glob("*.svg"):
@@ -465,7 +469,7 @@ print(json.dumps({
   "smd": smd, "tht": tht, "footprints": len(b.GetFootprints())}))
 """
     pcb = root / BY_KEY["pcb"].path
-    r = subprocess.run(["/usr/bin/python3", "-c", script, str(pcb)], capture_output=True,
+    r = subprocess.run([sys.executable, "-c", script, str(pcb)], capture_output=True,
                        text=True)
     if r.returncode != 0:
         raise SystemExit(f"docs: reading {BY_KEY['pcb'].path} with pcbnew failed:\n{r.stderr}")
@@ -515,7 +519,12 @@ IMAGE_EXT = (".svg", ".png", ".jpg", ".jpeg", ".webp")
 
 def gen_board_renders(root: Path) -> str:
     d = root / BY_KEY["board_renders"].path
-    imgs = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXT)
+    # front before back before anything else (3D views, details), then by name
+    def order(p: Path):
+        name = p.stem.lower()
+        return ("front" not in name, "back" not in name, p.as_posix())
+
+    imgs = sorted((p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXT), key=order)
     out = []
     for p in imgs:
         rel = p.relative_to(root / "docs").as_posix()
@@ -573,12 +582,17 @@ def downloads(root: Path) -> list[tuple[Path, str]]:
     return [(p, "downloads/" + p.relative_to(d).as_posix()) for p in sorted(d.rglob("*.zip"))]
 
 
+def human_size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.0f} KiB" if n < 1024**2 \
+        else f"{n / 1024**2:.1f} MiB"
+
+
 def gen_downloads(root: Path) -> str:
     rows = []
     for src, dest in downloads(root):
         vendor = src.parent.name
         size = src.stat().st_size
-        rows.append([vendor, Raw(f"[{src.name}](/{dest})"), f"{size / 1024:.0f} KiB"])
+        rows.append([vendor, Raw(f"[{src.name}](/{dest})"), human_size(size)])
     if not rows:
         return pending_notice(BY_KEY["gerbers"])
     return table(["For", "Download", "Size"], rows)
@@ -658,10 +672,12 @@ def generate(root: Path = ROOT, pending: frozenset[str] = PENDING) -> None:
             stale.unlink()
 
 
-def build(root: Path = ROOT, pending: frozenset[str] = PENDING) -> None:
+def build(root: Path = ROOT, pending: frozenset[str] = PENDING,
+          site_dir: Path | None = None) -> None:
     generate(root, pending)
+    extra = ["-d", str(site_dir)] if site_dir else []
     r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--clean",
-                        "-f", str(root / "mkdocs.yml")], cwd=root,
+                        "-f", str(root / "mkdocs.yml"), *extra], cwd=root,
                        env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
     if r.returncode != 0:
         raise SystemExit("docs: mkdocs build --strict failed (see above)")
