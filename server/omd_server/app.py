@@ -256,7 +256,8 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
         sha = hashlib.sha256(body).hexdigest()
         if x_omd_image_sha256 and x_omd_image_sha256 != sha:
             return _err(422, [{"loc": ["header", "x-omd-image-sha256"],
-                               "msg": f"body SHA-256 is {sha}, announced {x_omd_image_sha256}",
+                               "msg": f"body SHA-256 {sha} does not match the announced "
+                                      f"{x_omd_image_sha256}",
                                "type": "image.sha_mismatch"}])
         try:
             key = await run_in_threadpool(st().get_key, meter_id)
