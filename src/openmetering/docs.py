@@ -55,7 +55,7 @@ INPUTS: tuple[Input, ...] = (
     Input("cost", "hardware/bom/cost.json", "circuit stage (python -m openmetering.bom)"),
     Input("pcb", "hardware/kicad/open-meter.kicad_pcb", "board stage (python -m openmetering.board)"),
     Input("board_renders", "docs/generated/board/", "board stage (front/back renders)"),
-    Input("schematic", "hardware/kicad/open-meter.pdf", "circuit stage (schematic export)"),
+    Input("schematic", "hardware/kicad/open-meter.kicad_sch", "circuit stage (SKiDL schematic)"),
     Input("reports", "hardware/reports/", "checks stage (ERC, DRC, design assertions)"),
     Input("gerbers", "hardware/gerber/", "fab stage (JLCPCB, PCBWay, panel zips)"),
     Input("openapi", "server/openapi.json", "server (generated OpenAPI document)"),
@@ -421,9 +421,34 @@ def gen_bom(root: Path) -> str:
     return table(header, out_rows) + f"\n{len(body)} lines, from `{BY_KEY['bom'].path}`.\n"
 
 
+QTY_KEY = re.compile(r"^qty[_ ]?(\d+)$", re.I)
+
+
 def gen_cost(root: Path) -> str:
+    """Cost per board: one column per quantity (keys like "qty5"), then everything else."""
     data = load_json(root, "cost")
-    return flat_table(data, ["Item", "Value"])
+    qty = {k: v for k, v in data.items() if QTY_KEY.match(k) and isinstance(v, dict)}
+    rest = {k: v for k, v in data.items() if k not in qty}
+    currency = data.get("currency", "")
+    out = ""
+    if qty:
+        cols = sorted(qty, key=lambda k: int(QTY_KEY.match(k).group(1)))
+        items = list(dict.fromkeys(i for k in cols for i in qty[k]))
+        rows = []
+        for item in items:
+            label = item.replace("_", " ").capitalize()
+            vals = [qty[k].get(item, "") for k in cols]
+            if item.startswith("total"):
+                rows.append([Raw(f"**{cell(label)}**"), *(Raw(f"**{v}**") for v in vals)])
+            else:
+                rows.append([label, *vals])
+        out += table([f"{currency} per board".strip()]
+                     + [f"at {QTY_KEY.match(k).group(1)} boards" for k in cols], rows)
+        rest.pop("currency", None)
+    if rest:
+        out += "\n" + table(["Item", "Value"],
+                            [[k.replace("_", " ").capitalize(), v] for k, v in flatten(rest)])
+    return out
 
 
 def flatten(data, prefix="") -> list[tuple[str, object]]:
@@ -534,43 +559,131 @@ def gen_board_renders(root: Path) -> str:
     return "\n".join(out) if out else pending_notice(BY_KEY["board_renders"])
 
 
+# Plotted at build time and served by the mkdocs hook, not committed: several MB that change
+# with every circuit edit, and the .kicad_sch they come from is in git.
+SCHEMATIC_OUT = Path("build/docs/schematic")
+SVG_TITLE_DATE = re.compile(r"<title>SVG Image created as (\S+) date [^<]*</title>")
+
+
+def export_schematic(root: Path) -> list[Path]:
+    sch = root / BY_KEY["schematic"].path
+    out = root / SCHEMATIC_OUT
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for fmt, dest in (("svg", out), ("pdf", out / f"{sch.stem}.pdf")):
+        r = subprocess.run(["kicad-cli", "sch", "export", fmt, "-o", str(dest), str(sch)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"docs: kicad-cli sch export {fmt} failed:\n{r.stdout}{r.stderr}")
+    svgs = sorted(out.glob("*.svg"))
+    for f in svgs:
+        f.write_text(SVG_TITLE_DATE.sub(r"<title>\1</title>", f.read_text(encoding="utf-8")),
+                     encoding="utf-8")
+    return svgs
+
+
+def schematic_files(root: Path) -> list[tuple[Path, str]]:
+    """(plotted file, site path) pairs for the mkdocs hook."""
+    out = root / SCHEMATIC_OUT
+    return [(p, f"schematic/{p.name}") for p in sorted(out.glob("*"))] if out.is_dir() else []
+
+
 def gen_schematic(root: Path) -> str:
-    return ("The schematic as the circuit stage exported it: "
-            "[open-meter.pdf](/downloads/schematic/open-meter.pdf).\n")
+    svgs = export_schematic(root)
+    stem = Path(BY_KEY["schematic"].path).stem
+    top = [p for p in svgs if p.stem == stem]
+    sheets = [p for p in svgs if p.stem != stem]
+    out = [f"Plotted by KiCad from `{BY_KEY['schematic'].path}`, which the circuit stage "
+           f"writes from the SKiDL code. All sheets as one PDF: "
+           f"[{stem}.pdf](/schematic/{stem}.pdf).\n\n"]
+    for p in top:
+        out.append(f"[![Top sheet](/schematic/{p.name})](/schematic/{p.name})\n\n")
+    if sheets:
+        out.append("The sheets (click a drawing for full size):\n\n")
+        for p in sheets:
+            name = p.stem.removeprefix(stem + "-").replace("_", " ")
+            out.append(f'??? abstract "{name}"\n    [![{name} sheet](/schematic/{p.name})]'
+                       f"(/schematic/{p.name})\n\n")
+    return "".join(out)
 
 
 STATUS_KEYS = ("ok", "passed", "pass", "success")
-LIST_KEYS = ("errors", "violations", "failures", "failed", "warnings", "unconnected_items",
-             "unconnected", "schematic_parity", "items")
+FAIL_LISTS = ("errors", "violations", "failures", "failed", "unconnected_items", "unconnected",
+              "schematic_parity", "findings")
+WARN_LISTS = ("warnings",)
 
 
-def report_status(data) -> str:
+def list_counts(data, names, prefix="") -> list[tuple[str, int]]:
+    """(dotted key, length) of every list under a key in names, at any depth."""
+    out = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            key = f"{prefix}{k}"
+            if k in names and isinstance(v, list):
+                out.append((key, len(v)))
+            else:
+                out += list_counts(v, names, key + " › ")
+    return out
+
+
+def report_status(data) -> tuple[str, str]:
+    fails, warns = list_counts(data, FAIL_LISTS), list_counts(data, WARN_LISTS)
+    explicit = None
     if isinstance(data, dict):
         for k in STATUS_KEYS:
             if isinstance(data.get(k), bool):
-                return "✅ pass" if data[k] else "❌ fail"
-        if isinstance(data.get("status"), str):
-            return data["status"]
-    return ""
+                explicit = data[k]
+        if explicit is None and isinstance(data.get("status"), str):
+            explicit = data["status"].lower() in ("ok", "pass", "passed", "success")
+    ok = explicit if explicit is not None else not any(n for _, n in fails)
+    counts = "; ".join(f"{k}: {n}" for k, n in fails + warns)
+    return ("✅ pass" if ok else "❌ fail"), counts
+
+
+MAX_ROWS = 200
+
+
+def render_json(data, depth: int = 4) -> str:
+    """A report as Markdown: a list of records becomes a table with a column per field, a
+    mapping of plain values a two-column table, anything deeper a subsection."""
+    def scalar(v):
+        return not isinstance(v, dict | list)
+
+    if isinstance(data, list):
+        if not data:
+            return "none\n"
+        if all(isinstance(r, dict) for r in data):
+            cols = list(dict.fromkeys(k for r in data for k in r))
+            rows = [[json.dumps(r.get(c)) if not scalar(r.get(c)) else r.get(c, "")
+                     for c in cols] for r in data[:MAX_ROWS]]
+            more = f"\n… and {len(data) - MAX_ROWS} more.\n" if len(data) > MAX_ROWS else ""
+            return table(cols, rows) + more
+        return table(["Value"], [[json.dumps(v) if not scalar(v) else v]
+                                 for v in data[:MAX_ROWS]])
+    if isinstance(data, dict):
+        plain = [[k, v] for k, v in data.items() if scalar(v)]
+        out = table(["Item", "Value"], plain) if plain else ""
+        for k, v in data.items():
+            if scalar(v):
+                continue
+            if depth <= 0:
+                out += f"\n**{k}**: `{cell(json.dumps(v))}`\n"
+                continue
+            out += f"\n{'#' * depth} {k}\n\n" + render_json(v, min(depth + 1, 6))
+        return out or "none\n"
+    return f"{data}\n"
 
 
 def gen_reports(root: Path) -> str:
     d = root / BY_KEY["reports"].path
-    files = sorted(d.glob("*.json"))
     summary, details = [], []
-    for f in files:
+    for f in sorted(d.glob("*.json")):
         data = json.loads(f.read_text(encoding="utf-8"))
-        counts = []
-        if isinstance(data, dict):
-            for k in LIST_KEYS:
-                if isinstance(data.get(k), list):
-                    counts.append(f"{k}: {len(data[k])}")
-        summary.append([Raw(f"`{f.name}`"), report_status(data), "; ".join(counts)])
-        details.append(f"\n### {f.stem}\n\n")
-        flat = flatten(data)
-        if len(flat) > 200:
-            flat = flat[:200] + [("…", f"{len(flat) - 200} more entries in {f.name}")]
-        details.append(table(["Item", "Value"], [[k, v] for k, v in flat]))
+        status, counts = report_status(data)
+        summary.append([Raw(f"`{f.name}`"), status, counts])
+        details.append(f"\n### {f.stem}\n\n{status}\n\n")
+        details.append(render_json(data))
     for f in sorted(p for p in d.iterdir() if p.is_file() and p.suffix != ".json"):
         summary.append([Raw(f"`{f.name}`"), "", "text report"])
     return table(["Report", "Result", "Counts"], summary) + "".join(details)

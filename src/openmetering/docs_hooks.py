@@ -26,9 +26,8 @@ def on_files(files: Files, config) -> Files:
     if docs.BY_KEY["gerbers"].exists(root):
         for src, dest in docs.downloads(root):
             add(src, dest)
-    sch = docs.BY_KEY["schematic"]
-    if sch.exists(root):
-        add(root / sch.path, "downloads/schematic/" + Path(sch.path).name)
+    for src, dest in docs.schematic_files(root):
+        add(src, dest)
     # Pages that other stages write into docs/generated/ get a stand-in while they are
     # pending, so the nav stays valid; a missing non-pending one fails the build instead.
     for key in docs.FOREIGN_PAGES:
