@@ -142,6 +142,15 @@ def harness_factory(tmp_path):
         h.close()
 
 
+@pytest.fixture(scope="module")
+def fuzz_harness(tmp_path_factory):
+    # module scope: hypothesis runs many examples against one app and one database
+    h = Harness(make_cfg(tmp_path_factory.mktemp("fuzz")))
+    key = h.provision()
+    yield h, key
+    h.close()
+
+
 @pytest.fixture
 def h(harness_factory):
     return harness_factory()

@@ -210,10 +210,14 @@ class SqlStorage:
     def insert_readings(self, rows: Sequence[dict[str, Any]]) -> list[str]:
         """Store validated readings atomically. Returns 'stored' or 'duplicate' per row;
         raises ReplayRejected (nothing stored) when a row reuses a seq with other content."""
+        with self._write_txn() as cur:
+            return self._insert_txn(cur, rows)
+
+    def _insert_txn(self, cur, rows: Sequence[dict[str, Any]]) -> list[str]:
         results: list[str] = []
         to_insert: list[tuple] = []
         now = int(time.time())
-        with self._write_txn() as cur:
+        if True:
             last_seq: dict[str, int | None] = {}
             batch_digest: dict[tuple, str] = {}
             for meter_id in sorted({r["meter_id"] for r in rows}):
@@ -299,7 +303,7 @@ class SqlStorage:
                     cur.execute(
                         self._sql("UPDATE meters SET last_seq = ? WHERE meter_id = ?"), (seq, m)
                     )
-        return results
+            return results
 
     _for_update = ""
 
