@@ -407,18 +407,36 @@ def gen_bom(root: Path) -> str:
     if not rows:
         raise SystemExit(f"docs: {BY_KEY['bom'].path} is empty")
     header, body = rows[0], rows[1:]
+    keep = [i for i, h in enumerate(header) if h.strip().lower() not in BOM_PAGE_DROPS]
     lcsc_cols = {i for i, h in enumerate(header) if h.strip().lower().startswith("lcsc")}
+    fp_cols = {i for i, h in enumerate(header) if h.strip().lower() == "footprint"}
     out_rows = []
     for r in body:
         cells = []
-        for i, v in enumerate(r):
-            v = v.strip()
+        for i in keep:
+            v = r[i].strip() if i < len(r) else ""
             if i in lcsc_cols and LCSC_RE.match(v):
                 cells.append(Raw(f"[{v}](https://www.lcsc.com/product-detail/{v}.html)"))
+            elif i in fp_cols:
+                cells.append(v.split(":", 1)[-1])  # the library name is in the CSV
+            elif "," in v and re.fullmatch(r"[A-Z]+\d+(,[A-Z]+\d+)+", v):
+                cells.append(v.replace(",", ", "))  # lets long designator lists wrap
             else:
                 cells.append(v)
         out_rows.append(cells)
-    return table(header, out_rows) + f"\n{len(body)} lines, from `{BY_KEY['bom'].path}`.\n"
+    name = Path(BY_KEY["bom"].path).name
+    return (table([header[i] for i in keep], out_rows)
+            + f"\n{len(body)} lines. All columns (descriptions, price breaks, dates and sources "
+            f"of the prices): [{name}](/downloads/bom/{name}).\n")
+
+
+# Columns of the BOM csv left to the download: the page table must stay readable.
+BOM_PAGE_DROPS = {"item", "description", "price at qty", "price date", "price source"}
+
+
+def bom_files(root: Path) -> list[tuple[Path, str]]:
+    bom = root / BY_KEY["bom"].path
+    return [(p, f"downloads/bom/{p.name}") for p in sorted(bom.parent.glob(bom.stem + ".*"))]
 
 
 QTY_KEY = re.compile(r"^qty[_ ]?(\d+)$", re.I)

@@ -26,7 +26,7 @@ def on_files(files: Files, config) -> Files:
     if docs.BY_KEY["gerbers"].exists(root):
         for src, dest in docs.downloads(root):
             add(src, dest)
-    for src, dest in docs.schematic_files(root):
+    for src, dest in docs.schematic_files(root) + docs.bom_files(root):
         add(src, dest)
     # Pages that other stages write into docs/generated/ get a stand-in while they are
     # pending, so the nav stays valid; a missing non-pending one fails the build instead.
