@@ -112,10 +112,11 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 class Raw:
-    """Markdown that goes into a cell as is (links, code spans)."""
+    """Markdown that goes into a cell as is (links, code spans): the table extension does
+    not split inside code spans, so their pipes must stay unescaped."""
 
     def __init__(self, s: str):
-        self.s = s.replace("|", "\\|").replace("\n", " ")
+        self.s = s.replace("\n", " ")
 
 
 def pending_notice(inp: Input) -> str:
@@ -288,9 +289,9 @@ def gen_reading(root: Path) -> str:
         extra = p.get("pattern") or (f"max length {p['maxLength']}" if "maxLength" in p else "")
         rows.append([Raw(f"`{name}`"), p.get("type", ""), "yes" if name in required else "",
                      p.get("x-unit", ""), p.get("x-decimals", ""), rng,
-                     Raw(f"`{cell(extra)}`") if p.get("pattern") else extra,
+                     Raw(f"`{extra}`") if p.get("pattern") else extra,
                      p.get("description", "")])
-    out = [f"**{schema.get('title', '')}**\n", schema.get("description", "") + "\n",
+    out = [f"**{schema.get('title', '')}**\n\n", schema.get("description", "") + "\n\n",
            table(["Field", "Type", "Required", "Unit", "Decimals", "Range", "Format",
                   "Meaning"], rows)]
     if not schema.get("additionalProperties", True):
