@@ -24,7 +24,7 @@ FPC_PIN_NAMES = {
 @subcircuit
 def camera(nets):
     n = nets
-    fpc = part("fpc_24", "J5")
+    fpc = part("fpc_24", "J5", fields={"Module": "ov2640_module"})
     for pin, net in FPC_PINOUT.items():
         fpc[pin] += n.NC if net is None else n[net]
 

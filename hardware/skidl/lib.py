@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 
-from openmetering import parts as catalogue
+import skidl
+from openmetering import parts as catalogue  # also sets SKiDL's KiCad 9 library paths
 from openmetering.errors import DesignError
-from openmetering.paths import KICAD_FOOTPRINT_DIR, KICAD_SYMBOL_DIR, PINMAP
-
-# SKiDL reads these on import; set them first so it finds KiCad 9's libraries quietly.
-os.environ.setdefault("KICAD9_SYMBOL_DIR", str(KICAD_SYMBOL_DIR))
-os.environ.setdefault("KICAD9_FOOTPRINT_DIR", str(KICAD_FOOTPRINT_DIR))
-
-import skidl  # noqa: E402
+from openmetering.paths import PINMAP
 
 skidl.set_default_tool(skidl.KICAD9)
-# No .log/.erc/_sklib.py side files in the caller's directory: the stages report themselves.
-skidl.no_files()
 
 CATALOG = catalogue.load()
 
@@ -32,7 +24,7 @@ def load_pinmap(path=PINMAP):
 PINMAP_MODULE = load_pinmap()
 
 
-def part(key: str, ref: str, **pins_to_nets) -> skidl.Part:
+def part(key: str, ref: str, fields: dict | None = None, **pins_to_nets) -> skidl.Part:
     """Instantiate catalogue part `key` as `ref`. Fields carry the catalogue identity to the
     netlist, so the board, BOM and fab stages can trace each footprint back to its entry."""
     entry = CATALOG[key]
@@ -49,6 +41,8 @@ def part(key: str, ref: str, **pins_to_nets) -> skidl.Part:
     p.fields["Manufacturer"] = entry.manufacturer
     if entry.lcsc:
         p.fields["LCSC"] = entry.lcsc
+    for name, value in (fields or {}).items():
+        p.fields[name] = value
     for pin, net in pins_to_nets.items():
         connect(p, pin, net)
     return p

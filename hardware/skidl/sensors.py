@@ -19,7 +19,7 @@ from .lib import part
 @subcircuit
 def voltage_sensor(nets):
     n = nets
-    part("header_1x3", "J3", **{"1": n.V3V3, "2": n.VSENSE, "3": n.GND})
+    part("header_1x3", "J3", fields={"Module": "zmpt101b_module"}, **{"1": n.V3V3, "2": n.VSENSE, "3": n.GND})
     part("c_100n", "C22", **{"1": n.V3V3, "2": n.GND})
     part("r_1k", "R20", **{"1": n.VSENSE, "2": n.ADC_V})
     part("r_10k", "R21", **{"1": n.ADC_V, "2": n.GND})
@@ -29,7 +29,7 @@ def voltage_sensor(nets):
 @subcircuit
 def current_sensor(nets):
     n = nets
-    part("header_1x3", "J4", **{"1": n.V5, "2": n.ISENSE, "3": n.GND})
+    part("header_1x3", "J4", fields={"Module": "acs712_module"}, **{"1": n.V5, "2": n.ISENSE, "3": n.GND})
     part("c_100n", "C23", **{"1": n.V5, "2": n.GND})
     part("r_10k", "R22", **{"1": n.ISENSE, "2": n.ADC_I})
     part("r_15k", "R23", **{"1": n.ADC_I, "2": n.GND})

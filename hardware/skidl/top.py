@@ -6,8 +6,8 @@ import builtins
 
 import skidl
 
-from .lib import PINMAP_MODULE
 from . import camera, mcu, power, sensors, user_io
+from .lib import PINMAP_MODULE
 
 # Power nets get KiCad's usual names; every other net is named after its pin-map signal.
 POWER_NETS = {"V5": "+5V", "V3V3": "+3V3", "V2V8": "+2V8", "V1V2": "+1V2", "GND": "GND"}

@@ -58,12 +58,16 @@ def build_circuit():
     """Build the circuit into a fresh SKiDL default circuit; return (circuit, nets)."""
     import builtins
 
-    from omd_circuit import lib  # noqa: F401, I001  (sets SKiDL's KiCad 9 paths before import)
-    from omd_circuit import top
     import skidl
+    from omd_circuit import (
+        lib,  # noqa: F401, I001  (sets SKiDL's KiCad 9 paths before import)
+        top,
+    )
 
     skidl.reset()
     skidl.set_default_tool(skidl.KICAD9)
+    # No .log/.erc/_sklib.py side files in the caller's directory: the stage reports itself.
+    builtins.default_circuit.no_files = True
     nets = top.build()
     return builtins.default_circuit, nets  # SKiDL keeps its default circuit in builtins
 
@@ -148,7 +152,7 @@ def export_kicad_netlist(schematic: Path, out: Path) -> None:
                   schematic.name, cwd=schematic.parent)
         text = raw.read_text()
     # The source path is absolute: keep it relative to the repository.
-    text = re.sub(r'\(source "[^"]*"\)', f'(source "{schematic.relative_to(ROOT)}")', text)
+    text = re.sub(r'\(source "[^"]*"\)', f'(source "{SCHEMATIC.relative_to(ROOT)}")', text)
     _write_if_changed(out, text)
 
 
@@ -206,7 +210,7 @@ def build(kicad_dir: Path = KICAD_DIR, reports_dir: Path = REPORTS_DIR,
         export_schematic_docs(schematic, docs_dir)
 
     report = {
-        "parts": len(circuit.parts),
+        "parts": len([p for p in circuit.parts if not p.ref.startswith("#")]),
         "nets": len([n for n in circuit.nets if not n.name.startswith("__NOCONNECT")]),
         "skidl_erc": {"errors": erc.errors, "warnings": erc.warnings,
                       "waived": [{"message": m, "reason": r} for m, r in erc.waived]},

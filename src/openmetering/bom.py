@@ -1,0 +1,170 @@
+"""Stage 2: netlist + parts catalogue -> bill of materials and cost (pandas).
+
+Outputs in hardware/bom/: open-meter-bom.csv and .xlsx (one line per catalogue part, with
+designators and quantities), cost.json (cost per board at 5 and 100 boards).
+
+Run: python -m openmetering.bom
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from . import parts as catalogue
+from .errors import DesignError
+from .kicadnet import read_netlist
+from .paths import BOM_DIR, NETLIST, PARTS_TOML, ROOT
+from .repro import normalise_zip
+
+BATCHES = (5, 100)
+COLUMNS = ["Item", "Designators", "Qty", "Value", "Footprint", "Manufacturer", "MPN", "LCSC",
+           "JLC tier", "Assembly", "Description", "Unit USD", "Price at qty", "Price date",
+           "Price source", "Line USD"]
+
+
+def _ref_key(ref: str):
+    head = ref.rstrip("0123456789")
+    tail = ref[len(head):]
+    return head, int(tail) if tail else 0
+
+
+def board_parts(netlist_path: Path, cat: catalogue.Catalog) -> pd.DataFrame:
+    """One row per placed part: ref and its catalogue entry (checked against the netlist)."""
+    if not netlist_path.exists():
+        raise DesignError(f"{netlist_path}: netlist missing; run the circuit stage first")
+    net = read_netlist(netlist_path)
+    rows = []
+    for ref, p in net.parts.items():
+        if ref.startswith("#"):  # schematic-only symbols (power flags)
+            continue
+        key = p.fields.get("PartID")
+        if not key:
+            raise DesignError(f"{ref}: no PartID field in the netlist; every part must come "
+                              f"from the catalogue")
+        entry = cat[key]
+        if (p.value, p.footprint) != (entry.value, entry.footprint):
+            raise DesignError(f"{ref}: netlist value/footprint {p.value} {p.footprint} differ "
+                              f"from catalogue '{key}' ({entry.value} {entry.footprint})")
+        rows.append({"ref": ref, "key": key})
+    return pd.DataFrame(rows)
+
+
+def make_bom(netlist_path: Path = NETLIST, parts_path: Path = PARTS_TOML) -> pd.DataFrame:
+    cat = catalogue.load(parts_path)
+    placed = board_parts(netlist_path, cat)
+    lines = []
+    for key, group in placed.groupby("key", sort=False):
+        entry = cat[key]
+        if entry.assembly == "board":
+            continue
+        refs = sorted(group["ref"], key=_ref_key)
+        lines.append(_line(entry, refs, len(refs)))
+    # The off-board modules a complete meter needs, one each (they plug into the headers).
+    for entry in cat.parts.values():
+        if entry.assembly == "module":
+            lines.append(_line(entry, [], 1))
+    df = pd.DataFrame(lines)
+    order = {"smt": 0, "tht": 1, "module": 2}
+    df["_o"] = df["Assembly"].map(order)
+    df["_r"] = df["Designators"].map(lambda d: _ref_key(d.split(",")[0]) if d else ("~", 0))
+    df = df.sort_values(["_o", "_r"]).drop(columns=["_o", "_r"]).reset_index(drop=True)
+    df.insert(0, "Item", range(1, len(df) + 1))
+    return df[COLUMNS]
+
+
+def _line(entry: catalogue.CatalogPart, refs: list[str], qty: int) -> dict:
+    return {
+        "Designators": ",".join(refs),
+        "Qty": qty,
+        "Value": entry.value,
+        "Footprint": entry.footprint,
+        "Manufacturer": entry.manufacturer,
+        "MPN": entry.mpn,
+        "LCSC": entry.lcsc,
+        "JLC tier": entry.jlc_tier,
+        "Assembly": entry.assembly,
+        "Description": entry.description,
+        "Unit USD": entry.unit_usd,
+        "Price at qty": entry.price_at_qty,
+        "Price date": entry.price_date,
+        "Price source": entry.price_source,
+        "Line USD": round(entry.unit_usd * qty, 4),
+    }
+
+
+def cost(bom: pd.DataFrame, cat: catalogue.Catalog) -> dict:
+    """Cost of one board's parts when ordering `n` boards: parts at their quoted unit price
+    (no volume discount is modelled) plus JLCPCB's per-order loading fee of each unique
+    extended SMT part, shared by the boards of the order."""
+    fee = float(cat.design["jlc_extended_fee_usd"])
+    board = bom[bom["Assembly"].isin(["smt", "tht"])]
+    modules = bom[bom["Assembly"] == "module"]
+    extended = board[(board["Assembly"] == "smt") & (board["JLC tier"] == "extended")]
+    parts_usd = float(board["Line USD"].sum())
+    modules_usd = float(modules["Line USD"].sum())
+    out = {"currency": "USD",
+           "note": "unit prices at the quoted break from hardware/parts.toml; no volume "
+                   "discount modelled; PCB fabrication and assembly labour not included",
+           "extended_smt_parts": int(len(extended)),
+           "extended_fee_per_order": round(fee * len(extended), 2)}
+    for n in BATCHES:
+        fees = fee * len(extended) / n
+        out[f"qty{n}"] = {
+            "board_parts": round(parts_usd, 2),
+            "extended_fees_per_board": round(fees, 2),
+            "sensor_and_camera_modules": round(modules_usd, 2),
+            "total_per_meter": round(parts_usd + fees + modules_usd, 2),
+        }
+    return out
+
+
+def write(out_dir: Path = BOM_DIR, netlist_path: Path = NETLIST,
+          parts_path: Path = PARTS_TOML, log=print) -> dict:
+    bom = make_bom(netlist_path, parts_path)
+    cat = catalogue.load(parts_path)
+    summary = cost(bom, cat)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "open-meter-bom.csv"
+    csv_text = bom.to_csv(index=False, lineterminator="\n")
+    if not csv_path.exists() or csv_path.read_text() != csv_text:
+        csv_path.write_text(csv_text)
+    xlsx = out_dir / "open-meter-bom.xlsx"
+    with pd.ExcelWriter(xlsx, engine="openpyxl") as xw:
+        bom.to_excel(xw, index=False, sheet_name="BOM")
+        pd.DataFrame(_cost_rows(summary)).to_excel(xw, index=False, sheet_name="Cost")
+        xw.book.properties.creator = "openmetering"
+    normalise_zip(xlsx, keep_order=True)
+    (out_dir / "cost.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rel = out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir
+    log(f"BOM: {rel}/open-meter-bom.csv ({len(bom)} lines, {int(bom['Qty'].sum())} parts); "
+        f"cost per meter: {summary['qty5']['total_per_meter']} USD at 5 boards, "
+        f"{summary['qty100']['total_per_meter']} USD at 100")
+    return summary
+
+
+def _cost_rows(summary: dict) -> list[dict]:
+    return [{"Boards ordered": n, **summary[f"qty{n}"]} for n in BATCHES]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=BOM_DIR)
+    ap.add_argument("--netlist", type=Path, default=NETLIST)
+    ap.add_argument("--parts", type=Path, default=PARTS_TOML)
+    args = ap.parse_args(argv)
+    try:
+        write(args.out, args.netlist, args.parts)
+    except DesignError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Byte-reproducible archives: fixed member times, sorted members, fixed permissions."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+FIXED_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
+
+
+def write_zip(dest: Path, members: dict[str, bytes]) -> Path:
+    """Write `members` (archive name -> bytes) to dest, sorted, with fixed metadata."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as zf:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            zf.writestr(info, members[name])
+    tmp.replace(dest)
+    return dest
+
+
+_OFFICE_TIMES = re.compile(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)")
+
+
+def normalise_zip(path: Path, keep_order: bool = False) -> None:
+    """Rewrite an existing zip (e.g. an .xlsx) with fixed member times, and fixed
+    created/modified stamps in an Office file's docProps/core.xml.
+
+    Office files need their original member order ([Content_Types].xml first)."""
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        data = {n: zf.read(n) for n in names}
+    if "docProps/core.xml" in data:
+        data["docProps/core.xml"] = _OFFICE_TIMES.sub(rb"\g<1>2000-01-01T00:00:00Z\g<2>",
+                                                     data["docProps/core.xml"])
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as zf:
+        for name in names if keep_order else sorted(names):
+            info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            zf.writestr(info, data[name])
+    tmp.replace(path)
