@@ -55,7 +55,7 @@ INPUTS: tuple[Input, ...] = (
     Input("cost", "hardware/bom/cost.json", "circuit stage (python -m openmetering.bom)"),
     Input("pcb", "hardware/kicad/open-meter.kicad_pcb", "board stage (python -m openmetering.board)"),
     Input("board_renders", "docs/generated/board/", "board stage (front/back renders)"),
-    Input("schematic", "hardware/kicad/open-meter.kicad_sch", "circuit stage (SKiDL schematic)"),
+    Input("schematic", "docs/generated/schematic/", "circuit stage (schematic SVG + PDF)"),
     Input("reports", "hardware/reports/", "checks stage (ERC, DRC, design assertions)"),
     Input("gerbers", "hardware/gerber/", "fab stage (JLCPCB, PCBWay, panel zips)"),
     Input("openapi", "server/openapi.json", "server (generated OpenAPI document)"),
@@ -69,8 +69,7 @@ INPUTS: tuple[Input, ...] = (
 # "not generated yet" notice on its page instead of failing the build. Final integration
 # (every stage runs before docs): PENDING = frozenset().
 PENDING: frozenset[str] = frozenset({
-    "netlist", "bom", "cost", "pcb", "board_renders", "schematic", "reports", "gerbers",
-    "openapi", "server_readme", "firmware_readme", "accuracy", "router_comparison",
+    "bom", "cost", "pcb", "board_renders", "gerbers", "server_readme", "router_comparison",
 })
 
 BY_KEY = {i.key: i for i in INPUTS}
@@ -578,52 +577,29 @@ def gen_board_renders(root: Path) -> str:
     return "\n".join(out) if out else pending_notice(BY_KEY["board_renders"])
 
 
-# Plotted at build time and served by the mkdocs hook, not committed: several MB that change
-# with every circuit edit, and the .kicad_sch they come from is in git.
-SCHEMATIC_OUT = Path("build/docs/schematic")
-SVG_TITLE_DATE = re.compile(r"<title>SVG Image created as (\S+) date [^<]*</title>")
-
-
-def export_schematic(root: Path) -> list[Path]:
-    sch = root / BY_KEY["schematic"].path
-    out = root / SCHEMATIC_OUT
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for fmt, dest in (("svg", out), ("pdf", out / f"{sch.stem}.pdf")):
-        r = subprocess.run(["kicad-cli", "sch", "export", fmt, "-o", str(dest), str(sch)],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise SystemExit(f"docs: kicad-cli sch export {fmt} failed:\n{r.stdout}{r.stderr}")
-    svgs = sorted(out.glob("*.svg"))
-    for f in svgs:
-        f.write_text(SVG_TITLE_DATE.sub(r"<title>\1</title>", f.read_text(encoding="utf-8")),
-                     encoding="utf-8")
-    return svgs
-
-
-def schematic_files(root: Path) -> list[tuple[Path, str]]:
-    """(plotted file, site path) pairs for the mkdocs hook."""
-    out = root / SCHEMATIC_OUT
-    return [(p, f"schematic/{p.name}") for p in sorted(out.glob("*"))] if out.is_dir() else []
-
-
 def gen_schematic(root: Path) -> str:
-    svgs = export_schematic(root)
-    stem = Path(BY_KEY["schematic"].path).stem
-    top = [p for p in svgs if p.stem == stem]
-    sheets = [p for p in svgs if p.stem != stem]
-    out = [f"Plotted by KiCad from `{BY_KEY['schematic'].path}`, which the circuit stage "
-           f"writes from the SKiDL code. All sheets as one PDF: "
-           f"[{stem}.pdf](/schematic/{stem}.pdf).\n\n"]
-    for p in top:
-        out.append(f"[![Top sheet](/schematic/{p.name})](/schematic/{p.name})\n\n")
+    """The circuit stage plots the schematic into docs/generated/schematic/; show the top
+    sheet, then each sheet folded, and link the PDF."""
+    d = root / BY_KEY["schematic"].path
+    svgs = sorted(d.glob("*.svg"))
+    pdfs = sorted(d.glob("*.pdf"))
+    rel = d.relative_to(root / "docs").as_posix()
+    top_stem = min((p.stem for p in svgs), key=len, default="")
+    out = ["Plotted by KiCad from the schematic the circuit stage writes from the SKiDL code."]
+    if pdfs:
+        out.append(" All sheets as one PDF: "
+                   + ", ".join(f"[{p.name}](/{rel}/{p.name})" for p in pdfs) + ".")
+    out.append("\n\n")
+    for p in svgs:
+        if p.stem == top_stem:
+            out.append(f"[![Top sheet](/{rel}/{p.name})](/{rel}/{p.name})\n\n")
+    sheets = [p for p in svgs if p.stem != top_stem]
     if sheets:
         out.append("The sheets (click a drawing for full size):\n\n")
         for p in sheets:
-            name = p.stem.removeprefix(stem + "-").replace("_", " ")
-            out.append(f'??? abstract "{name}"\n    [![{name} sheet](/schematic/{p.name})]'
-                       f"(/schematic/{p.name})\n\n")
+            name = p.stem.removeprefix(top_stem + "-").replace("_", " ")
+            out.append(f'??? abstract "{name}"\n    [![{name} sheet](/{rel}/{p.name})]'
+                       f"(/{rel}/{p.name})\n\n")
     return "".join(out)
 
 

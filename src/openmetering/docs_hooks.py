@@ -1,6 +1,6 @@
 """mkdocs hooks (see mkdocs.yml): files the site serves that live outside docs/.
 
-The order zips and the schematic stay where their stages write them; copying them into
+The order zips and the BOM files stay where their stages write them; copying them into
 docs/ would commit every binary twice.
 """
 
@@ -26,7 +26,7 @@ def on_files(files: Files, config) -> Files:
     if docs.BY_KEY["gerbers"].exists(root):
         for src, dest in docs.downloads(root):
             add(src, dest)
-    for src, dest in docs.schematic_files(root) + docs.bom_files(root):
+    for src, dest in docs.bom_files(root):
         add(src, dest)
     # Pages that other stages write into docs/generated/ get a stand-in while they are
     # pending, so the nav stays valid; a missing non-pending one fails the build instead.
