@@ -90,7 +90,7 @@ def check_reading(doc: Any, loc: list[Any], cfg: Config, now: float) -> list[Pro
     """Contract + plausibility checks that need no key and no database."""
     if not isinstance(doc, dict):
         return [Problem(loc, "a reading must be a JSON object", "type")]
-    problems = _schema_problems(doc, loc)
+    problems = [] if contract.quick_valid(doc) else _schema_problems(doc, loc)
     for k, v in doc.items():
         if isinstance(v, float) and not math.isfinite(v):
             problems.append(Problem(loc + [k], "must be a finite number", "value.finite"))
@@ -147,15 +147,17 @@ def check_reading(doc: Any, loc: list[Any], cfg: Config, now: float) -> list[Pro
     return problems
 
 
-def digest(doc: dict[str, Any]) -> str:
-    return hashlib.sha256(contract.canonical(doc).encode()).hexdigest()
+def digest(doc: dict[str, Any], text: str | None = None) -> str:
+    text = contract.canonical(doc) if text is None else text
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def to_row(doc: dict[str, Any], meter_id: str) -> dict[str, Any]:
+def to_row(doc: dict[str, Any], meter_id: str, text: str | None = None) -> dict[str, Any]:
     row = {k: doc.get(k) for k in contract.fields()}
     row["meter_id"] = meter_id
     row["ts"] = int(parse_timestamp(doc["timestamp"]).timestamp())
-    row["digest"] = digest(doc)
+    # identity for duplicate detection: the canonical text as received (meter_id as sent)
+    row["digest"] = digest(doc, text)
     return row
 
 
@@ -171,6 +173,7 @@ def process(docs: list[Any], cfg: Config, key_lookup, batch: bool) -> Outcome:
             out.problems += problems
             out.auth_only = False
             continue
+        text = contract.canonical(doc)
         meter_id = doc.get("meter_id")
         if meter_id is not None and meter_id not in keys:
             keys[meter_id] = key_lookup(meter_id)
@@ -182,7 +185,7 @@ def process(docs: list[Any], cfg: Config, key_lookup, batch: bool) -> Outcome:
                     "auth.unknown_meter",
                 ))
                 continue
-            if not contract.verify(key, doc):
+            if not contract.verify(key, doc, text):
                 out.problems.append(Problem(
                     loc + ["sig"], "signature does not match the canonical reading",
                     "auth.bad_signature",
@@ -207,5 +210,5 @@ def process(docs: list[Any], cfg: Config, key_lookup, batch: bool) -> Outcome:
                     "auth.unsigned",
                 ))
                 continue
-        out.rows.append(to_row(doc, meter_id))
+        out.rows.append(to_row(doc, meter_id, text))
     return out

@@ -86,3 +86,17 @@ def test_fuzz_batches_are_all_or_nothing(fuzz_harness, items):
         assert h.storage.count() == before + res.json()["stored"]
     else:
         assert h.storage.count() == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=mutated_reading())
+def test_fast_validator_never_accepts_what_jsonschema_rejects(case):
+    seq, changes, drops, _ = case
+    doc = reading(seq=seq)
+    doc.update(changes)
+    for d in drops:
+        doc.pop(d, None)
+    if contract.quick_valid(doc):
+        assert list(contract.validator().iter_errors(doc)) == []
+    # and valid readings do take the fast path
+    assert contract.quick_valid(reading(seq=seq))
