@@ -84,7 +84,8 @@ mkdir -p "$STAMP_DIR"
 if [ ! -f "$STAMP_DIR/pip" ] || [ pyproject.toml -nt "$STAMP_DIR/pip" ] || [ requirements.lock -nt "$STAMP_DIR/pip" ]; then
   say "pip install project + pinned dependencies"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -c requirements.lock -e '.[dev]'
+  .venv/bin/pip install -q -c requirements.lock -e '.[dev]' >"$STAMP_DIR/pip.log" 2>&1 \
+    || { tail -40 "$STAMP_DIR/pip.log"; die "pip install failed (full log: $STAMP_DIR/pip.log)"; }
   touch "$STAMP_DIR/pip"
 else
   say "venv up to date"
@@ -95,7 +96,8 @@ fi
 if [ ! -x .venv-esphome/bin/esphome ] || [ ! -f .venv-esphome/.stamp ] || [ requirements.lock -nt .venv-esphome/.stamp ]; then
   say "creating ESPHome venv (.venv-esphome)"
   python3 -m venv .venv-esphome
-  .venv-esphome/bin/pip install -q "esphome==$(sed -n 's/^# esphome==//p' requirements.lock)"
+  .venv-esphome/bin/pip install -q "esphome==$(sed -n 's/^# esphome==//p' requirements.lock)" \
+    >"$STAMP_DIR/esphome.log" 2>&1 || { tail -40 "$STAMP_DIR/esphome.log"; die "ESPHome install failed"; }
   touch .venv-esphome/.stamp
 fi
 say "ready"

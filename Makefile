@@ -1,0 +1,74 @@
+# Open Metering Device: every target is one stage; `make` builds everything, `make test` tests
+# everything. Both start with the idempotent set-up (scripts/setup.sh), so a fresh Debian 12
+# clone needs nothing else.
+PY      := .venv/bin/python
+PYTEST  := .venv/bin/pytest
+STAMP   := .venv/.setup/ok
+
+.PHONY: all setup circuit netlist bom assertions board fab firmware docs test bench \
+        bench-firmware bench-server serve simulate lint lock clean
+
+all: circuit board fab firmware docs
+
+setup: $(STAMP)
+$(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.json
+	scripts/setup.sh
+	@mkdir -p $(dir $@) && touch $@
+
+# --- hardware: circuit -> netlist + BOM -> board -> fab ----------------------------------
+circuit: netlist bom assertions
+
+netlist: setup
+	$(PY) -m openmetering.netlist
+
+bom: netlist
+	$(PY) -m openmetering.bom
+
+assertions: netlist
+	$(PY) -m openmetering.assertions
+
+board: circuit
+	$(PY) -m openmetering.board
+
+fab: board
+
+# --- firmware ------------------------------------------------------------------------------
+firmware: circuit
+	$(PY) -m firmware.tools.pincheck hardware/kicad/open-meter.net
+	$(PY) -m firmware.tools.gen_esphome
+	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
+
+# --- docs ------------------------------------------------------------------------------------
+docs: circuit board firmware
+	$(PY) -m omd_server.openapi
+	$(PY) -m openmetering.docs build
+
+# --- tests and benchmarks --------------------------------------------------------------------
+test: setup
+	$(PYTEST) -q
+
+bench: bench-firmware bench-server
+
+bench-firmware: setup
+	$(PY) -m firmware.tools.bench
+
+bench-server: setup
+	$(PY) -m omd_server.bench
+
+# --- running the LAN server -------------------------------------------------------------------
+serve: setup
+	.venv/bin/omd-server serve
+
+simulate: setup
+	.venv/bin/omd-server simulate --meters 3
+
+lint: setup
+	.venv/bin/ruff check .
+
+lock: setup
+	(echo "# esphome==$$(.venv-esphome/bin/pip show esphome | sed -n 's/^Version: //p')"; \
+	 echo "# Constraints for the project venv, from 'pip freeze --local' on Debian 12 (regenerate: make lock)"; \
+	 .venv/bin/pip freeze --local --exclude-editable) > requirements.lock
+
+clean:
+	rm -rf site build tests/artifacts
