@@ -569,10 +569,12 @@ IMAGE_EXT = (".svg", ".png", ".jpg", ".jpeg", ".webp")
 
 def gen_board_renders(root: Path, only_first: bool = False) -> str:
     d = root / BY_KEY["board_renders"].path
-    # front before back before anything else (3D views, details), then by name
+    # Renders (PNG) before layer plots, the top/front side before the bottom/back one.
     def order(p: Path):
         name = p.stem.lower()
-        return ("front" not in name, "back" not in name, p.as_posix())
+        side = 0 if ("top" in name or "front" in name) else 1 if (
+            "bottom" in name or "back" in name) else 2
+        return (p.suffix.lower() == ".svg", side, p.as_posix())
 
     imgs = sorted((p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXT), key=order)
     if only_first:
@@ -580,7 +582,9 @@ def gen_board_renders(root: Path, only_first: bool = False) -> str:
     out = []
     for p in imgs:
         rel = p.relative_to(root / "docs").as_posix()
-        label = p.stem.replace("-", " ").replace("_", " ")
+        kind = "layer plot" if p.suffix.lower() == ".svg" else "render"
+        label = f"{p.stem.removeprefix('open-meter-').replace('-', ' ').replace('_', ' ')} " \
+                f"({kind})"
         out.append(f"<figure markdown>\n![{label}](/{rel}){{ loading=lazy }}\n"
                    f"<figcaption>{label}</figcaption>\n</figure>\n")
     return "\n".join(out) if out else pending_notice(BY_KEY["board_renders"])
@@ -731,7 +735,10 @@ def gen_readme(root: Path, key: str) -> str:
         bang, label, target = m.groups()
         if re.match(r"^[a-z]+:|^#", target):
             return m.group(0)
-        repo_path = os.path.normpath(base / target).replace(os.sep, "/")
+        repo_path = os.path.normpath(base / target.split("#")[0]).replace(os.sep, "/")
+        plain = label.strip("`").rstrip("/")
+        if plain and (repo_path == plain or repo_path.endswith("/" + plain)):
+            return label  # the label already names the file
         return f"{label} (`{repo_path}`)" if label and not bang else f"`{repo_path}`"
 
     out, fence = [], False
