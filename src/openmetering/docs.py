@@ -587,7 +587,12 @@ def gen_board_renders(root: Path, only_first: bool = False) -> str:
                 f"({kind})"
         out.append(f"<figure markdown>\n![{label}](/{rel}){{ loading=lazy }}\n"
                    f"<figcaption>{label}</figcaption>\n</figure>\n")
-    return "\n".join(out) if out else pending_notice(BY_KEY["board_renders"])
+    if not out:
+        return pending_notice(BY_KEY["board_renders"])
+    if only_first:
+        return out[0]
+    # two per row: top and bottom of the same kind side by side
+    return '<div class="grid" markdown>\n\n' + "\n".join(out) + "\n</div>\n"
 
 
 def gen_schematic(root: Path) -> str:
