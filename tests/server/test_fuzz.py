@@ -48,6 +48,8 @@ def test_fuzz_single_readings(fuzz_harness, case):
     after = h.storage.count()
     if res.status_code == 201:
         assert after == before + 1
+    elif res.status_code == 200:  # identical re-send of a stored reading
+        assert res.json()["status"] == "duplicate" and after == before
     else:
         assert after == before, (res.status_code, res.text)
         assert res.json()["detail"]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 from omd_server import simulate
@@ -133,3 +134,16 @@ def test_cli_keys_and_simulate(tmp_path, server_process):
     assert "stored 120" in res.stdout
     meters = httpx.get(srv.url + "/api/v1/meters", timeout=10).json()
     assert {m["meter_id"] for m in meters} == {"meter-07", "sim-01", "sim-02"}
+
+
+def test_example_config_and_unit_file_are_usable(tmp_path):
+    from omd_server.config import load
+
+    server = Path(__file__).resolve().parents[2] / "server"
+    cfg = load(server / "omd.example.toml", env={})
+    assert cfg.is_sqlite and cfg.allow_unsigned is False and cfg.host == "127.0.0.1"
+    assert Path(cfg.sqlite_path()).parent == server  # relative to the file
+    env = load(server / "omd.example.toml", env={"OMD_PORT": "9999", "OMD_ALLOW_UNSIGNED": "yes"})
+    assert env.port == 9999 and env.allow_unsigned is True
+    unit = (server / "omd-server.service").read_text()
+    assert "ExecStart=" in unit and "omd-server serve" in unit and "OMD_CONFIG=" in unit
