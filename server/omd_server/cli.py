@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import secrets
@@ -76,9 +75,9 @@ def cmd_prune(args) -> int:
 
 
 def cmd_openapi(args) -> int:
-    from .app import openapi_document
+    from .openapi import render
 
-    text = json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+    text = render()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:

@@ -242,7 +242,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=int, default=10, help="seconds between readings")
     p.add_argument("--speed", type=float, default=0,
                    help="simulated seconds per wall-clock second (0 = as fast as possible)")
-    p.add_argument("--batch", type=int, default=1, help="readings per request (>1 uses /batch)")
+    p.add_argument("--batch", type=int, default=30,
+                   help="readings per request (1 = one POST per reading, >1 uses /batch)")
     p.add_argument("--images-every", type=int, default=0, help="upload a photo every N readings")
     p.add_argument("--seed", type=int, default=1)
 

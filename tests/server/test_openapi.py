@@ -22,3 +22,9 @@ def test_committed_openapi_matches_the_app():
     for path in ("/api/v1/readings", "/api/v1/readings/batch", "/api/v1/meters/{meter_id}/images",
                  "/api/v1/meters/{meter_id}/energy", "/api/v1/meters/{meter_id}/readings.csv"):
         assert path in doc["paths"]
+
+
+def test_make_docs_entry_point_checks_the_same_file():
+    res = subprocess.run([sys.executable, "-m", "omd_server.openapi", "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
