@@ -1,0 +1,190 @@
+"""The grid router on small synthetic problems: it connects, keeps clearance, says what it
+could not route."""
+
+import numpy as np
+import pytest
+
+from openmetering import route as R
+
+
+def rect(cx, cy, w, h):
+    return np.array([(cx - w / 2, cy - h / 2), (cx + w / 2, cy - h / 2), (cx + w / 2, cy + h / 2),
+                     (cx - w / 2, cy + h / 2)])
+
+
+def problem(pads, w=10.0, h=8.0, rules=None, keepout=None, grid=0.05, **kw):
+    rows, cols = int(round(h / grid)) + 1, int(round(w / grid)) + 1
+    ys = grid * np.arange(rows)[:, None]
+    xs = grid * np.arange(cols)[None, :]
+    edge = np.minimum(np.minimum(xs, w - xs), np.minimum(ys, h - ys)).astype(np.float32)
+    if keepout is not None:
+        x0, y0, x1, y1 = keepout
+        inside = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+        edge = np.where(inside, 0, edge).astype(np.float32)
+    nets = {p.net for p in pads if p.net}
+    rules = rules or {n: R.NetRule(width=0.2, min_width=0.2) for n in nets}
+    return R.Problem(origin=(0, 0), shape=(rows, cols), h=grid, inside=edge > 0, edge_dist=edge,
+                     pads=pads, rules=rules, **kw)
+
+
+def pad(ref, num, net, x, y, w=0.6, h=0.6, layers=(R.F,)):
+    return R.Pad(ref, num, net, layers, rect(x, y, w, h), (x, y))
+
+
+def seg_dist(p, a, b):
+    p, a, b = map(np.asarray, (p, a, b))
+    ab = b - a
+    t = 0 if not ab.any() else np.clip(np.dot(p - a, ab) / np.dot(ab, ab), 0, 1)
+    return float(np.linalg.norm(p - (a + t * ab)))
+
+
+def seg_seg(a, b, c, d):
+    # the minimum is at an endpoint unless they cross; crossing is checked by sampling
+    ds = [seg_dist(a, c, d), seg_dist(b, c, d), seg_dist(c, a, b), seg_dist(d, a, b)]
+    for t in np.linspace(0, 1, 41):
+        ds.append(seg_dist(np.asarray(a) + t * (np.asarray(b) - np.asarray(a)), c, d))
+    return min(ds)
+
+
+def min_gap(res, pads):
+    """Smallest copper gap between different nets (tracks and vias against each other and pads)."""
+    items = [(t.net, t.layer, t.a, t.b, t.width / 2) for t in res.tracks]
+    items += [(v.net, L, v.at, v.at, v.diameter / 2) for v in res.vias for L in (R.F, R.B)]
+    gaps = [np.inf]
+    for i, (n1, l1, a1, b1, r1) in enumerate(items):
+        for n2, l2, a2, b2, r2 in items[i + 1:]:
+            if n1 != n2 and l1 == l2:
+                gaps.append(seg_seg(a1, b1, a2, b2) - r1 - r2)
+        for p in pads:
+            if p.net != n1 and l1 in p.layers:
+                poly = p.polygon
+                inside = (poly[:, 0].min() <= a1[0] <= poly[:, 0].max()) and (poly[:, 1].min() <= a1[1] <= poly[:, 1].max())
+                d = min(seg_seg(a1, b1, poly[k], poly[(k + 1) % len(poly)]) for k in range(len(poly)))
+                gaps.append(-1 if inside else d - r1)
+    return min(gaps)
+
+
+def connected(res, pads, net):
+    """Union-find over the net's pads, tracks and vias by touching geometry."""
+    nodes = [("pad", p) for p in pads if p.net == net]
+    nodes += [("trk", t) for t in res.tracks if t.net == net]
+    nodes += [("via", v) for v in res.vias if v.net == net]
+    parent = list(range(len(nodes)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def pts(n):
+        kind, o = n
+        if kind == "pad":
+            return [tuple(o.center)], o.layers, o
+        if kind == "trk":
+            return [o.a, o.b], (o.layer,), None
+        return [o.at], (R.F, R.B), None
+
+    def in_pad(pt, p):
+        lo, hi = p.polygon.min(axis=0), p.polygon.max(axis=0)
+        return lo[0] - 1e-6 <= pt[0] <= hi[0] + 1e-6 and lo[1] - 1e-6 <= pt[1] <= hi[1] + 1e-6
+
+    for i in range(len(nodes)):
+        for j in range(i + 1, len(nodes)):
+            pi, li, padi = pts(nodes[i])
+            pj, lj, padj = pts(nodes[j])
+            if not set(li) & set(lj):
+                continue
+            touch = any(np.allclose(a, b, atol=1e-6) for a in pi for b in pj)
+            touch |= padi is not None and any(in_pad(b, padi) for b in pj)
+            touch |= padj is not None and any(in_pad(a, padj) for a in pi)
+            if touch:
+                parent[find(i)] = find(j)
+    return len({find(i) for i in range(len(nodes)) if nodes[i][0] == "pad"}) == 1
+
+
+def test_two_pins_connect_on_one_layer():
+    pads = [pad("R1", "1", "A", 2, 4), pad("R2", "1", "A", 8, 4)]
+    res = R.route(problem(pads))
+    assert res.unrouted == []
+    assert res.vias == []
+    assert connected(res, pads, "A")
+
+
+def test_crossing_nets_use_a_via_and_keep_clearance():
+    # A runs left-right, B top-bottom: one of them has to change layer
+    pads = [pad("R1", "1", "A", 1, 4), pad("R2", "1", "A", 9, 4),
+            pad("R3", "1", "B", 5, 1), pad("R4", "1", "B", 5, 7),
+            # a wall of C along the middle row forces B across on the other layer
+            pad("X1", "1", "C", 5, 4, w=9.2, h=0.4)]
+    pads[0] = pad("R1", "1", "A", 0.8, 3)
+    pads[1] = pad("R2", "1", "A", 9.2, 3)
+    prob = problem(pads, rules={n: R.NetRule(width=0.2, min_width=0.2) for n in "AB"})
+    res = R.route(prob)
+    assert res.unrouted == []
+    assert res.vias, "B must cross the wall on B.Cu"
+    assert min_gap(res, pads) >= prob.clearance - 1e-6
+    for n in "AB":
+        assert connected(res, pads, n), n
+
+
+def test_fine_pitch_row_fans_out_with_clearance():
+    # eight 0.3 mm pads at 0.5 mm pitch (FPC-like) each to its own far pad
+    pads = []
+    for k in range(8):
+        pads.append(pad("J1", str(k + 1), f"N{k}", 3.0 + 0.5 * k, 1.5, w=0.3, h=1.3))
+        pads.append(pad("U1", str(k + 1), f"N{k}", 1.0 + 1.2 * k, 6.5, w=0.6, h=0.9))
+    prob = problem(pads)
+    res = R.route(prob)
+    assert res.unrouted == []
+    assert min_gap(res, pads) >= prob.clearance - 1e-6
+    for k in range(8):
+        assert connected(res, pads, f"N{k}")
+
+
+def test_impossible_connection_is_reported_not_faked():
+    # the second pad sits inside a copper-free keep-out ring that no track may cross
+    pads = [pad("R1", "1", "A", 2, 4), pad("R2", "1", "A", 8, 4),
+            pad("G1", "1", "G", 8, 2.6, w=3, h=0.4), pad("G2", "1", "G", 8, 5.4, w=3, h=0.4),
+            pad("G3", "1", "G", 6.6, 4, w=0.4, h=3.2, layers=(R.F, R.B)),
+            pad("G4", "1", "G", 9.4, 4, w=0.4, h=3.2, layers=(R.F, R.B))]
+    for p in pads[2:4]:
+        p.layers = (R.F, R.B)
+    prob = problem(pads, rules={"A": R.NetRule(width=0.2, min_width=0.2)})
+    res = R.route(prob)
+    assert res.unrouted == ["A: R2.1"] or res.unrouted == ["A: R1.1"]
+
+
+def test_power_net_necks_down_only_where_it_must():
+    # P's pad sits between two foreign pads 0.2 mm away: no 0.5 mm track fits there
+    pads = [pad("U1", "1", "P", 2, 4, w=0.3, h=1.0), pad("U1", "2", "Q", 2.5, 4, w=0.3, h=1.0),
+            pad("U1", "3", "Q", 1.5, 4, w=0.3, h=1.0), pad("C1", "1", "P", 8, 4, w=1.0, h=1.0)]
+    prob = problem(pads, rules={"P": R.NetRule(width=0.5, min_width=0.2)})
+    res = R.route(prob)
+    assert res.unrouted == []
+    assert min(t.width for t in res.tracks) < 0.5  # the 0.3 mm pad next to Q cannot take 0.5
+    assert min_gap(res, prob.pads) >= prob.clearance - 1e-6
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_two_pin_nets_never_violate_clearance(seed):
+    rng = np.random.default_rng(seed)
+    pads = []
+    for k in range(6):
+        x1, y1 = rng.uniform(0.8, 9.2), rng.uniform(0.8, 7.2)
+        x2, y2 = rng.uniform(0.8, 9.2), rng.uniform(0.8, 7.2)
+        pads += [pad(f"A{k}", "1", f"N{k}", round(x1, 2), round(y1, 2)),
+                 pad(f"B{k}", "1", f"N{k}", round(x2, 2), round(y2, 2))]
+    # drop overlapping pads: the generator would otherwise make impossible boards
+    keep = []
+    for p in pads:
+        if all(np.hypot(*(np.subtract(p.center, q.center))) > 1.2 for q in keep):
+            keep.append(p)
+    nets = {p.net for p in keep if sum(q.net == p.net for q in keep) == 2}
+    keep = [p for p in keep if p.net in nets]
+    prob = problem(keep)
+    res = R.route(prob)
+    assert min_gap(res, keep) >= prob.clearance - 1e-6
+    routed = {n for n in nets if not any(u.startswith(n + ":") for u in res.unrouted)}
+    for n in routed:
+        assert connected(res, keep, n), n
