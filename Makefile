@@ -28,9 +28,11 @@ assertions: netlist
 	$(PY) -m openmetering.assertions
 
 board: circuit
-	$(PY) -m openmetering.board
+	$(PY) -m openmetering.board build
+	$(PY) -m openmetering.board render
 
 fab: board
+	$(PY) -m openmetering.fab
 
 # --- firmware ------------------------------------------------------------------------------
 firmware: circuit
@@ -57,10 +59,10 @@ bench-server: setup
 
 # --- running the LAN server -------------------------------------------------------------------
 serve: setup
-	.venv/bin/omd-server serve
+	.venv/bin/omd-server serve --config server/omd.example.toml
 
 simulate: setup
-	.venv/bin/omd-server simulate --meters 3
+	.venv/bin/omd-server simulate --config server/omd.example.toml --meters 3
 
 lint: setup
 	.venv/bin/ruff check .
