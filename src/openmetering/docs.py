@@ -431,6 +431,26 @@ def gen_bom(root: Path) -> str:
             f"of the prices): [{name}](/downloads/bom/{name}).\n")
 
 
+def gen_hand_parts(root: Path) -> str:
+    """BOM lines the factory's SMT assembly does not fit: through-hole parts and modules."""
+    with open(root / BY_KEY["bom"].path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "Assembly" not in rows[0]:
+        return "Every part in the [bill of materials](/hardware/bom.md).\n"
+    ref_col = next((c for c in rows[0] if c.lower() in ("designators", "refs", "references")),
+                   None)
+    out = []
+    for r in rows:
+        if r["Assembly"].strip().lower() in ("smt", "smd", ""):
+            continue
+        refs = (r.get(ref_col) or "").replace(",", ", ") if ref_col else ""
+        out.append([refs or "—", r.get("Qty", ""), r.get("Value", ""), r["Assembly"],
+                    r.get("Description", "")])
+    if not out:
+        return "None: the factory fits every part.\n"
+    return table(["Designators", "Qty", "Value", "Kind", "Description"], out)
+
+
 # Columns of the BOM csv left to the download: the page table must stay readable.
 BOM_PAGE_DROPS = {"item", "description", "price at qty", "price date", "price source"}
 
@@ -777,6 +797,7 @@ def generate(root: Path = ROOT, pending: frozenset[str] = PENDING) -> None:
     frag("api", "openapi", lambda: gen_api(root))
     frag("bom", "bom", lambda: gen_bom(root))
     frag("cost", "cost", lambda: gen_cost(root))
+    frag("hand-parts", "bom", lambda: gen_hand_parts(root))
     frag("board-facts", "pcb", lambda: gen_board_facts(root))
     frag("board-renders", "board_renders", lambda: gen_board_renders(root))
     frag("board-front", "board_renders", lambda: gen_board_renders(root, only_first=True))
