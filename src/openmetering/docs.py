@@ -61,6 +61,7 @@ INPUTS: tuple[Input, ...] = (
     Input("schematic", "docs/generated/schematic/", "circuit stage (schematic SVG + PDF)"),
     Input("reports", "hardware/reports/", "checks stage (ERC, DRC, design assertions)"),
     Input("gerbers", "hardware/gerber/", "fab stage (JLCPCB, PCBWay, panel zips)"),
+    Input("fab_summary", "hardware/gerber/fab-summary.json", "fab stage (quote-form options)"),
     Input("openapi", "server/openapi.json", "server (generated OpenAPI document)"),
     Input("server_readme", "server/README.md", "server"),
     Input("firmware_readme", "firmware/README.md", "firmware"),
@@ -71,7 +72,9 @@ INPUTS: tuple[Input, ...] = (
 # Inputs whose upstream stage has not landed yet: while listed here a missing file gives a
 # "not generated yet" notice on its page instead of failing the build. Final integration
 # (every stage runs before docs): PENDING = frozenset().
-PENDING: frozenset[str] = frozenset({"pcb", "board_renders", "gerbers", "router_comparison"})
+PENDING: frozenset[str] = frozenset({
+    "pcb", "board_renders", "gerbers", "fab_summary", "router_comparison",
+})
 
 BY_KEY = {i.key: i for i in INPUTS}
 
@@ -721,9 +724,27 @@ def gen_reports(root: Path) -> str:
 
 
 def downloads(root: Path) -> list[tuple[Path, str]]:
-    """(source file, site path) of every order zip; the mkdocs hook copies them into site/."""
+    """(source file, site path) of every order file (zips and the assembly BOM/placement
+    CSVs; the loose Gerbers are inside the zips); the mkdocs hook copies them into site/."""
     d = root / BY_KEY["gerbers"].path
-    return [(p, "downloads/" + p.relative_to(d).as_posix()) for p in sorted(d.rglob("*.zip"))]
+    files = [p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in (".zip", ".csv")]
+    return [(p, "downloads/" + p.relative_to(d).as_posix())
+            for p in sorted(files, key=lambda p: (VENDOR_ORDER.get(p.parent.name, 9),
+                                                  p.parent.name, p.suffix != ".zip", p.name))]
+
+
+VENDOR_ORDER = {"jlcpcb": 0, "pcbway": 1, "panel": 2}
+
+
+def download_kind(p: Path) -> str:
+    n = p.name.lower()
+    if p.suffix.lower() == ".zip":
+        return "Gerbers + drill: upload for the boards"
+    if "cpl" in n or "centroid" in n or "pos" in n:
+        return "placement (CPL / centroid): upload for assembly"
+    if "bom" in n:
+        return "assembly BOM: upload for assembly"
+    return ""
 
 
 def human_size(n: int) -> str:
@@ -736,10 +757,46 @@ def gen_downloads(root: Path) -> str:
     for src, dest in downloads(root):
         vendor = src.parent.name
         size = src.stat().st_size
-        rows.append([vendor, Raw(f"[{src.name}](/{dest})"), human_size(size)])
+        rows.append([vendor, Raw(f"[{src.name}](/{dest})"), download_kind(src),
+                     human_size(size)])
     if not rows:
         return pending_notice(BY_KEY["gerbers"])
-    return table(["For", "Download", "Size"], rows)
+    return table(["For", "Download", "What", "Size"], rows)
+
+
+def gen_order_options(root: Path) -> str:
+    """What to type into the fabs' quote forms, as the fab stage decided it."""
+    data = load_json(root, "fab_summary")
+    out = ""
+    board = data.get("board", {})
+    if board:
+        rows = []
+        if "width_mm" in board and "height_mm" in board:
+            rows.append(["Dimensions", f"{board['width_mm']} mm × {board['height_mm']} mm"])
+        for k, v in board.items():
+            if k in ("width_mm", "height_mm"):
+                continue
+            rows.append([humanize(k), v])
+        out += table(["Board", "Value"], rows) + "\n"
+    order = data.get("order", {})
+    if order:
+        out += table(["Quote-form option", "Pick"], [[humanize(k), v] for k, v in order.items()])
+    if "assembly_parts" in data:
+        out += f"\nParts placed by the assembly service: {data['assembly_parts']}.\n"
+    return out
+
+
+UNITS = {"mm": "(mm)", "oz": "(oz)", "c": "(°C)", "ma": "(mA)", "v": "(V)", "w": "(W)"}
+
+
+def humanize(key: str) -> str:
+    """"min_track_mm" -> "Min track (mm)": JSON keys carry their unit as a suffix."""
+    words = key.split("_")
+    unit = UNITS.get(words[-1].lower()) if len(words) > 1 else None
+    if unit:
+        words = words[:-1]
+    text = " ".join(words).capitalize()
+    return f"{text} {unit}" if unit else text
 
 
 # ---------------------------------------------------------------- READMEs of other parts
@@ -804,6 +861,7 @@ def generate(root: Path = ROOT, pending: frozenset[str] = PENDING) -> None:
     frag("schematic", "schematic", lambda: gen_schematic(root))
     frag("checks", "reports", lambda: gen_reports(root))
     frag("downloads", "gerbers", lambda: gen_downloads(root))
+    frag("order-options", "fab_summary", lambda: gen_order_options(root))
     frag("firmware-readme", "firmware_readme", lambda: gen_readme(root, "firmware_readme"))
     frag("server-readme", "server_readme", lambda: gen_readme(root, "server_readme"))
     ibom = root / GEN / "ibom" / "open-meter-ibom.html"
