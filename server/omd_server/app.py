@@ -28,6 +28,12 @@ authlog = logging.getLogger("omd_server.auth")
 
 METER_RE = contract.schema()["properties"]["meter_id"]["pattern"]
 SHA_RE = "^[0-9a-f]{64}$"
+# paths, header names and status meanings: contract/transport.json (the firmware reads it too)
+TRANSPORT = contract.transport()
+SIG_HEADER = TRANSPORT["image"]["signature_header"]
+SHA_HEADER = TRANSPORT["image"]["sha256_header"]
+BATCH_FIELD = TRANSPORT["batch"]["field"]
+STATUS = {code: s["meaning"] for code, s in TRANSPORT["status"].items()}
 
 
 def _err(status: int, problems: list[dict[str, Any]] | str, **extra) -> JSONResponse:
@@ -159,7 +165,7 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
             results = await run_in_threadpool(st().insert_readings, outcome.rows)
         except ReplayRejected as exc:
             stats["rejected_replay"] += 1
-            loc = ["body", "readings", exc.index, "seq"] if batch else ["body", "seq"]
+            loc = ["body", BATCH_FIELD, exc.index, "seq"] if batch else ["body", "seq"]
             authlog.warning("replay rejected from %s: meter %s: %s", client, exc.meter_id, exc.reason)
             return _err(409, [{"loc": loc, "msg": f"replay rejected: {exc.reason}", "type": "replay"}])
         except StorageUnavailable as exc:
@@ -179,19 +185,10 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
     reading_body = {
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": READING_SCHEMA_REF}}},
-        "responses": {
-            "201": {"description": "stored"},
-            "200": {"description": "identical re-send of a stored (meter_id, seq): duplicate"},
-            "400": {"description": "body is not JSON"},
-            "401": {"description": "unsigned, unknown meter or bad signature"},
-            "409": {"description": "replay: seq not greater than the last stored one"},
-            "413": {"description": "body too large"},
-            "422": {"description": "contract or plausibility violation; detail[].loc says where"},
-            "503": {"description": "storage unavailable; nothing stored, retry later"},
-        },
+        "responses": {code: {"description": text} for code, text in STATUS.items()},
     }
 
-    @app.post("/api/v1/readings", tags=["ingest"], openapi_extra=reading_body,
+    @app.post(TRANSPORT["reading"]["path"], tags=["ingest"], openapi_extra=reading_body,
               summary="Store one reading")
     async def post_reading(request: Request):
         body = await _read_body(request, cfg.max_body_bytes)
@@ -208,11 +205,10 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["readings"],
             "properties": {"readings": {"type": "array", "items": READING_SCHEMA_REF}}}}}},
-        "responses": reading_body["responses"] | {
-            "200": {"description": "all readings stored or duplicate; per-item status"}},
+        "responses": reading_body["responses"],
     }
 
-    @app.post("/api/v1/readings/batch", tags=["ingest"], openapi_extra=batch_body,
+    @app.post(TRANSPORT["batch"]["path"], tags=["ingest"], openapi_extra=batch_body,
               summary="Store a batch of readings atomically (store-and-forward replay)")
     async def post_batch(request: Request):
         body = await _read_body(request, cfg.max_body_bytes)
@@ -223,28 +219,31 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
         except ingest.BadJson as exc:
             stats["rejected_invalid"] += 1
             return _err(400, [{"loc": ["body"], "msg": str(exc), "type": "json"}])
-        docs = doc.get("readings") if isinstance(doc, dict) else None
+        docs = doc.get(BATCH_FIELD) if isinstance(doc, dict) else None
         if not isinstance(docs, list) or not docs:
             stats["rejected_invalid"] += 1
-            return _err(422, [{"loc": ["body", "readings"],
-                               "msg": "expected {\"readings\": [reading, ...]} with at least one",
+            return _err(422, [{"loc": ["body", BATCH_FIELD],
+                               "msg": f"expected {{\"{BATCH_FIELD}\": [reading, ...]}} with at least one",
                                "type": "type"}])
         if len(docs) > cfg.max_batch:
             stats["rejected_invalid"] += 1
-            return _err(413, [{"loc": ["body", "readings"],
+            return _err(413, [{"loc": ["body", BATCH_FIELD],
                                "msg": f"{len(docs)} readings exceed max_batch={cfg.max_batch}",
                                "type": "size"}])
         return await ingest_docs(request, docs, batch=True)
 
-    @app.post("/api/v1/meters/{meter_id}/images", tags=["evidence"], status_code=201,
+    @app.post(TRANSPORT["image"]["path"], tags=["evidence"], status_code=201,
               openapi_extra={"requestBody": {"required": True, "content": {
-                  "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}},
+                  TRANSPORT["image"]["content_type"]: {
+                      "schema": {"type": "string", "format": "binary"}}}},
+                  "responses": {code: {"description": text} for code, text in STATUS.items()
+                                if code not in ("400", "409")}},
               summary="Upload an evidence JPEG (raw body)")
     async def post_image(
         request: Request,
         meter_id: Annotated[str, Path(pattern=METER_RE)],
-        x_omd_signature: Annotated[str | None, Header(pattern=SHA_RE)] = None,
-        x_omd_image_sha256: Annotated[str | None, Header(pattern=SHA_RE)] = None,
+        x_omd_signature: Annotated[str | None, Header(alias=SIG_HEADER, pattern=SHA_RE)] = None,
+        x_omd_image_sha256: Annotated[str | None, Header(alias=SHA_HEADER, pattern=SHA_RE)] = None,
     ):
         body = await _read_body(request, cfg.max_image_bytes)
         if isinstance(body, JSONResponse):
@@ -255,7 +254,7 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
 
         sha = hashlib.sha256(body).hexdigest()
         if x_omd_image_sha256 and x_omd_image_sha256 != sha:
-            return _err(422, [{"loc": ["header", "x-omd-image-sha256"],
+            return _err(422, [{"loc": ["header", SHA_HEADER.lower()],
                                "msg": f"body SHA-256 {sha} does not match the announced "
                                       f"{x_omd_image_sha256}",
                                "type": "image.sha_mismatch"}])
@@ -266,11 +265,11 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
         if x_omd_signature is None or key is None or not contract.verify(
             key, dict(contract.image_message(meter_id, sha), sig=x_omd_signature)
         ):
-            why = ("X-OMD-Signature missing" if x_omd_signature is None
+            why = (f"{SIG_HEADER} missing" if x_omd_signature is None
                    else f"unknown meter {meter_id!r}" if key is None else "signature does not match")
             authlog.warning("image upload rejected for %s: %s", meter_id, why)
             stats["rejected_auth"] += 1
-            return _err(401, [{"loc": ["header", "x-omd-signature"], "msg": why, "type": "auth"}])
+            return _err(401, [{"loc": ["header", SIG_HEADER.lower()], "msg": why, "type": "auth"}])
         try:
             sha, new = await run_in_threadpool(images.store, cfg, st(), meter_id, body)
         except images.ImageRejected as exc:

@@ -30,6 +30,8 @@ from . import contract, ingest
 from .config import Config, to_env
 from .storage import open_storage
 
+BATCH_FIELD = contract.transport()["batch"]["field"]
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -74,7 +76,7 @@ def _pct(lat: list[float], q: float) -> float:
 
 
 async def _load(url: str, bodies: list[list[bytes]], single: bool, duration: float):
-    path = "/api/v1/readings" if single else "/api/v1/readings/batch"
+    path = contract.transport_path("reading" if single else "batch")
     lat: list[float] = []
     acked = 0
     errors = 0
@@ -94,7 +96,7 @@ async def _load(url: str, bodies: list[list[bytes]], single: bool, duration: flo
                 else:
                     errors += 1
 
-    per = 1 if single else len(json.loads(bodies[0][0])["readings"])
+    per = 1 if single else len(json.loads(bodies[0][0])[BATCH_FIELD])
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(q, per) for q in bodies))
     return acked, time.perf_counter() - t0, lat, errors
@@ -122,7 +124,7 @@ def run_scenario(name: str, workers: int, batch: int, concurrency: int, duration
             if batch == 1:
                 bodies.append([json.dumps(d).encode() for d in docs])
             else:
-                bodies.append([json.dumps({"readings": docs[i:i + batch]}).encode()
+                bodies.append([json.dumps({BATCH_FIELD: docs[i:i + batch]}).encode()
                                for i in range(0, len(docs), batch)])
         env = dict(os.environ) | to_env(cfg)
         proc = subprocess.Popen([sys.executable, "-m", "omd_server.cli", "serve",
@@ -161,7 +163,7 @@ def stage_profile(batch: int, sync: str) -> dict[str, float]:
     key = os.urandom(32).hex()
     now = int(time.time()) - 86400
     docs = [_reading("prof", s, key, now + s) for s in range(1, 5001)]
-    body = json.dumps({"readings": docs[:batch]}).encode()
+    body = json.dumps({BATCH_FIELD: docs[:batch]}).encode()
     cfg = Config(database_url="sqlite:///:memory:")
     out = {}
     t0 = time.perf_counter()

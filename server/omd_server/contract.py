@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonschema
 
-_FILES = ("reading.schema.json", "vectors.json", "homeassistant.json")
+_FILES = ("reading.schema.json", "vectors.json", "homeassistant.json", "transport.json")
 
 
 class ContractNotFound(RuntimeError):
@@ -60,6 +60,23 @@ def vectors() -> dict[str, Any]:
 
 def homeassistant() -> dict[str, Any]:
     return _load("homeassistant.json")
+
+
+def transport() -> dict[str, Any]:
+    """HTTP paths, header names and status meanings shared with the firmware."""
+    return _load("transport.json")
+
+
+def transport_path(kind: str, meter_id: str = "") -> str:
+    """Path of 'reading', 'batch' or 'image' (with {meter_id} filled in) from transport.json."""
+    return transport()[kind]["path"].replace("{meter_id}", meter_id)
+
+
+def image_headers(key_hex: str, meter_id: str, sha256_hex: str) -> dict[str, str]:
+    """Headers of a signed image upload, names from transport.json (simulator, tests)."""
+    t = transport()["image"]
+    return {"Content-Type": t["content_type"], t["sha256_header"]: sha256_hex,
+            t["signature_header"]: sign_image(key_hex, meter_id, sha256_hex)}
 
 
 @functools.cache
@@ -177,8 +194,9 @@ def verify(key_hex: str, reading: dict[str, Any], text: str | None = None) -> bo
 
 def image_message(meter_id: str, sha256_hex: str) -> dict[str, str]:
     """What a meter signs to upload a JPEG: the same canonical encoder over a tiny document,
-    so the firmware needs no second signing scheme (server extension, documented in README)."""
-    return {"image_sha256": sha256_hex, "meter_id": meter_id}
+    so the firmware needs no second signing scheme (contract/transport.json image.signed_fields)."""
+    values = {"image_sha256": sha256_hex, "meter_id": meter_id}
+    return {k: values[k] for k in transport()["image"]["signed_fields"]}
 
 
 def sign_image(key_hex: str, meter_id: str, sha256_hex: str) -> str:

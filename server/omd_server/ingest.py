@@ -167,7 +167,7 @@ def process(docs: list[Any], cfg: Config, key_lookup, batch: bool) -> Outcome:
     out = Outcome()
     keys: dict[str, str | None] = {}
     for idx, doc in enumerate(docs):
-        loc: list[Any] = ["body", "readings", idx] if batch else ["body"]
+        loc: list[Any] = ["body", contract.transport()["batch"]["field"], idx] if batch else ["body"]
         problems = check_reading(doc, loc, cfg, now)
         if problems:
             out.problems += problems

@@ -158,10 +158,9 @@ async def play_meter(client, meter: SolarMeter, key: str, start: int, count: int
         if images_every and n % images_every == 0:
             jpeg = fake_jpeg(f"{meter.meter_id} {ts}")
             sha = hashlib.sha256(jpeg).hexdigest()
-            res = await _post(client, f"/api/v1/meters/{meter.meter_id}/images", stats, max_tries,
-                              content=jpeg, headers={
-                                  "Content-Type": "image/jpeg", "X-OMD-Image-SHA256": sha,
-                                  "X-OMD-Signature": contract.sign_image(key, meter.meter_id, sha)})
+            res = await _post(client, contract.transport_path("image", meter.meter_id), stats,
+                              max_tries, content=jpeg,
+                              headers=contract.image_headers(key, meter.meter_id, sha))
             if res is not None and res.status_code in (200, 201):
                 photo_sha = sha
                 stats.images += 1
@@ -174,10 +173,11 @@ async def play_meter(client, meter: SolarMeter, key: str, start: int, count: int
             continue
         stats.sent += len(pending)
         if batch == 1:
-            res = await _post(client, "/api/v1/readings", stats, max_tries, json=pending[0])
+            res = await _post(client, contract.transport_path("reading"), stats, max_tries,
+                              json=pending[0])
         else:
-            res = await _post(client, "/api/v1/readings/batch", stats, max_tries,
-                              json={"readings": pending})
+            res = await _post(client, contract.transport_path("batch"), stats, max_tries,
+                              json={contract.transport()["batch"]["field"]: pending})
         if res is None:
             stats.rejected += len(pending)
         elif res.status_code in (200, 201):
