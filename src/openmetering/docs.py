@@ -516,7 +516,9 @@ def flat_table(data, header) -> str:
 # ---------------------------------------------------------------- board facts + iBoM
 
 def gen_board_facts(root: Path) -> str:
-    """Facts for the order and assembly guides, read from the board file with pcbnew."""
+    """Facts for the order and assembly guides, read from the board file with pcbnew. Not
+    the design rules: pcbnew takes those from the .kicad_pro beside the board, which is not
+    an input here (the fab stage's summary lists the rules the board was checked with)."""
     script = r"""
 import json, sys, pcbnew
 b = pcbnew.LoadBoard(sys.argv[1])
@@ -532,7 +534,6 @@ for fp in b.GetFootprints():
 print(json.dumps({
   "w": pcbnew.ToMM(bb.GetWidth()), "h": pcbnew.ToMM(bb.GetHeight()),
   "layers": b.GetCopperLayerCount(), "thickness": pcbnew.ToMM(ds.GetBoardThickness()),
-  "track": pcbnew.ToMM(ds.m_TrackMinWidth), "clearance": pcbnew.ToMM(ds.m_MinClearance),
   "smd": smd, "tht": tht, "footprints": len(b.GetFootprints())}))
 """
     pcb = root / BY_KEY["pcb"].path
@@ -544,8 +545,6 @@ print(json.dumps({
     rows = [["Board size", f"{f['w']:.1f} mm × {f['h']:.1f} mm"],
             ["Copper layers", f["layers"]],
             ["Board thickness", f"{f['thickness']:.1f} mm"],
-            ["Minimum track width (design rule)", f"{f['track']:.2f} mm"],
-            ["Minimum clearance (design rule)", f"{f['clearance']:.2f} mm"],
             ["Surface-mount parts", f["smd"]],
             ["Through-hole parts", f["tht"]]]
     return table(["Board", "Value"], rows)
