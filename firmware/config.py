@@ -8,8 +8,9 @@ DEFAULTS = {
     "meter_id": "meter-01",
     "key_hex": "",  # 32 random bytes, hex; shared with the server (contract x-canonical)
     "wifi": [],  # [{"ssid": "...", "password": "..."}], tried in order
-    "server_url": "http://192.168.1.10:8000/api/readings",
-    "image_url": "",  # empty: server_url with its last path segment replaced by "images"
+    # base URL of omd-server; paths and headers come from contract/transport.json
+    "server_url": "http://192.168.1.10:8080",
+    "upload_batch": 50,  # queued readings per batch request when there is a backlog
     "mqtt": {"host": "", "port": 1883, "user": "", "password": "", "keepalive": 60},
     "ntp_host": "pool.ntp.org",
     "interval_s": 10,
@@ -89,9 +90,3 @@ def cal_of(cfg):
     cal.p_offset = c.get("p_offset", 0.0)
     return cal
 
-
-def image_url(cfg):
-    if cfg.get("image_url"):
-        return cfg["image_url"]
-    u = cfg["server_url"]
-    return u[: u.rfind("/") + 1] + "images"

@@ -66,9 +66,10 @@ def fx(value, d):
 class Contract:
     """Facts of the reading contract, loaded from the JSON files (bundled on the device)."""
 
-    def __init__(self, schema, ha=None):
+    def __init__(self, schema, ha=None, transport=None):
         self.schema = schema
         self.ha = ha
+        self.transport = transport
         props = schema["properties"]
         self.decimals = {}
         self.integers = []
@@ -123,13 +124,14 @@ def load(directory="contract"):
     """Load the bundled contract files from directory (device: /contract)."""
     with open(directory + "/reading.schema.json") as f:
         schema = json.load(f)
-    ha = None
-    try:
-        with open(directory + "/homeassistant.json") as f:
-            ha = json.load(f)
-    except OSError:
-        pass
-    return Contract(schema, ha)
+    opt = []
+    for name in ("homeassistant.json", "transport.json"):
+        try:
+            with open(directory + "/" + name) as f:
+                opt.append(json.load(f))
+        except OSError:
+            opt.append(None)
+    return Contract(schema, opt[0], opt[1])
 
 
 def key_from_hex(key_hex):

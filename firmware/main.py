@@ -6,28 +6,35 @@
 # hardware. Nothing the network does can stop measuring: failures only grow the spool.
 import config
 import metering
+import net
 import spool
 import store
+import transport
 
 import contract
 
 FW = "0.1.0"
-ACCEPT_DUPLICATE = (200, 201, 202, 204, 208)
-REJECTED = (400, 401, 403, 409, 422)  # the server will never take it: drop, count, go on
 
 
 class App:
     def __init__(self, cfg, ct, sampler, data_dir, clock_ms, unix_time, http,
-                 mqtt=None, evidence=None):
+                 mqtt=None, evidence=None, log=print):
         self.cfg = cfg
         self.ct = ct
         self.sampler = sampler
         self.clock = clock_ms
         self.unix = unix_time
-        self.http = http  # http(url, body, headers) -> status
-        self.mqtt = mqtt  # object with publish(topic, payload, retain) or None
+        self.http = http  # net.http_post(url, body, ctype, headers) -> status, -1 network error
+        self.mqtt = mqtt  # object with publish_state(body) or None
         self.evidence = evidence
+        self.log = log
         self.key = contract.key_from_hex(cfg["key_hex"]) if cfg["key_hex"] else b""
+        self.tp = transport.Transport(ct.transport, cfg["server_url"], cfg["meter_id"])
+        if evidence is not None and evidence.upload is None:
+            evidence.upload = self.upload_image
+        self.batch = max(1, cfg.get("upload_batch", 50))
+        self.backoff = net.Backoff(2, 120)
+        self.last_action = None
         self.cal = config.cal_of(cfg)
         store.mkdirs(data_dir)
         self.energy = store.Energy(data_dir + "/energy")
@@ -103,23 +110,75 @@ class App:
         self.avg.reset()
         return r
 
-    def flush(self, budget=30):
-        """Send queued readings in seq order. Returns number acknowledged this call."""
-        recs = self.spool.peek(budget)
-        done = 0
-        for rec in recs:
-            r = spool.unpack(self.ct, rec, self.cfg["meter_id"], FW)
-            body, _ = self.ct.signed_body(r, self.key)
-            code = self.http(self.cfg["server_url"], body, {"X-Meter-Id": self.cfg["meter_id"]})
-            if code in ACCEPT_DUPLICATE:
-                self.sent += 1
-            elif code in REJECTED:
-                self.rejected += 1
-            else:
-                break  # server down / 5xx: keep it, try again later
-            done += 1
+    def upload_image(self, img, sha):
+        """Evidence upload: raw JPEG, signed as contract/transport.json says. -> HTTP status."""
+        return self.http(self.tp.image_url, img, self.tp.image_type,
+                         self.tp.image_headers(self.ct, self.key, sha))
+
+    def _body(self, rec):
+        r = spool.unpack(self.ct, rec, self.cfg["meter_id"], FW)
+        return self.ct.signed_body(r, self.key)[0]
+
+    def _post_one(self, rec, body):
+        act = self.tp.action(self.http(self.tp.reading_url, body, self.tp.json_type, None))
+        if act == transport.DELIVERED:
+            self.sent += 1
+        elif act == transport.REJECTED:
+            # e.g. 409: the server holds this seq with other content. Retrying can never
+            # succeed, and keeping it would block everything behind it: log it and drop it
+            self.rejected += 1
+            self.log("queue: reading seq %d rejected by the server, dropped" % rec[0])
+        return act
+
+    def flush(self, budget=None):
+        """Send queued readings in seq order: one reading alone, a backlog as batches.
+
+        Returns how many left the queue (delivered or rejected); 0 with readings still
+        queued means 'back off' (see last_action). Nothing is removed before the server
+        answered for it, so a reboot mid-way re-sends identical bodies (-> duplicates)."""
+        recs = self.spool.peek(budget or self.batch)
+        if not recs:
+            return 0
+        bodies = [self._body(rec) for rec in recs]
+        if len(recs) == 1:
+            act = self._post_one(recs[0], bodies[0])
+            done = 0 if act in (transport.RETRY, transport.SPLIT) else 1
+        else:
+            code = self.http(self.tp.batch_url, self.tp.batch_body(bodies), self.tp.json_type,
+                             None)
+            act = self.tp.action(code)
+            done = 0
+            if act == transport.DELIVERED:
+                done = len(recs)  # 200: each one stored or duplicate
+                self.sent += done
+            elif act == transport.SPLIT:
+                self.batch = max(1, len(recs) // 2)
+            elif act == transport.REJECTED:
+                # the batch is atomic: nothing was stored. Find the culprit(s) one by one;
+                # every reading gets a definite answer, so this cannot loop
+                for k in range(len(recs)):  # (MicroPython's zip has no strict=)
+                    a = self._post_one(recs[k], bodies[k])
+                    if a in (transport.RETRY, transport.SPLIT):
+                        act = a
+                        break
+                    done += 1
+        self.last_action = act
         if done:
             self.spool.ack(done)
+        return done
+
+    def pump(self, now=None):
+        """The network half of a main-loop pass (Wi-Fi up): evidence, then the queue."""
+        if self.evidence is not None:
+            self.evidence.poll()
+        now = self.clock() if now is None else now
+        if not self.backoff.due(now) or not self.spool.pending():
+            return 0
+        done = self.flush()
+        if done:
+            self.backoff.ok()
+        elif self.last_action != transport.SPLIT:
+            self.backoff.failed(now)  # server down, 5xx, 401: keep everything, retry later
         return done
 
     def step(self):
@@ -139,7 +198,6 @@ def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device w
 
     import evidence
     import mqtt
-    import net
     import network
     import pinmap
     import sampler
@@ -161,32 +219,19 @@ def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device w
         cam, cam_status = evidence.open_camera(cfg["camera"]["frame_size"],
                                                cfg["camera"]["jpeg_quality"])
     print(cam_status)
-    key = contract.key_from_hex(cfg["key_hex"])
-    img_url = config.image_url(cfg)
-
-    def upload(img, sha):
-        sig = contract.hmac_sha256_hex(key, sha.encode())
-        return net.http_post(img_url, img, "image/jpeg",
-                             {"X-Meter-Id": cfg["meter_id"], "X-Image-Sha256": sha,
-                              "X-Signature": sig})
-
-    ev = evidence.Evidence(cam, upload, cfg["camera"]["every_s"], time.ticks_ms, cam_status)
-
-    def http(url, body, headers):
-        return net.http_post(url, body, "application/json", headers)
+    # upload=None: App fills in its signed upload from contract/transport.json
+    ev = evidence.Evidence(cam, None, cfg["camera"]["every_s"], time.ticks_ms, cam_status)
 
     def unix():
         return net.unix_time() if net.clock_valid() else None
 
     smp = sampler.Sampler(cfg)
     print("sampler: %.0f pairs/s, I delay %.3f samples" % (smp.fs, smp.delay))
-    app = App(cfg, ct, smp, data_dir, time.ticks_ms, unix, http, None, ev)
+    app = App(cfg, ct, smp, data_dir, time.ticks_ms, unix, net.http_post, None, ev)
     wdt = WDT(timeout=120000)  # a hung driver reboots; a dead server never does
     mq_backoff = net.Backoff(2, 300)
-    http_backoff = net.Backoff(2, 120)
     synced = False
     last_ping = time.ticks_ms()
-    state_topic, avail_topic = mqtt.topics(ct.ha, cfg["meter_id"])
     while True:
         wdt.feed()
         led.value(not led.value())
@@ -201,15 +246,8 @@ def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device w
         if not synced:
             synced = net.ntp_sync(cfg["ntp_host"])
         if cfg["mqtt"]["host"] and app.mqtt is None and mq_backoff.due(now):
-            m = cfg["mqtt"]
-            c = mqtt.MQTT("omd-" + cfg["meter_id"], m["host"], m["port"], m["user"],
-                          m["password"], m["keepalive"])
-            c.set_last_will(avail_topic, ct.ha["payload_not_available"], True)
             try:
-                c.connect()
-                mqtt.announce(c, ct.ha, cfg["meter_id"], FW)
-                c.publish_state = lambda body, c=c: c.publish(state_topic, body, False)
-                app.mqtt = c
+                app.mqtt = mqtt.connect(ct, cfg["mqtt"], cfg["meter_id"], FW)
                 mq_backoff.ok()
             except OSError as e:
                 print("mqtt:", e)
@@ -220,12 +258,7 @@ def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device w
                 app.mqtt.ping()
             except OSError:
                 app.mqtt = None
-        if http_backoff.due(now) and app.spool.pending():
-            if app.flush(10):
-                http_backoff.ok()
-            elif app.spool.pending():
-                http_backoff.failed(now)
-        ev.poll()
+        app.pump(now)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,7 @@ class MQTT:
         self.keepalive = keepalive
         self.sock = None
         self.will = None
+        self.state_topic = None
 
     def set_last_will(self, topic, msg, retain=True):
         self.will = (topic, msg, retain)
@@ -68,6 +69,10 @@ class MQTT:
         body = _str(topic) + msg
         self.sock.sendall(bytes((0x30 | (1 if retain else 0),)) + _len(len(body)) + body)
 
+    def publish_state(self, body):
+        """The signed reading, not retained (set state_topic first; see connect())."""
+        self.publish(self.state_topic, body, False)
+
     def ping(self):
         self.sock.sendall(b"\xc0\x00")
 
@@ -84,10 +89,18 @@ def topics(ha, meter_id):
             ha["availability_topic"].replace("{meter_id}", meter_id))
 
 
-def discovery(ha, meter_id, fw):
-    """[(topic, payload)] of retained HA discovery configs, one per contract sensor."""
+def _fill(template, meter_id, key=""):
+    return template.replace("{meter_id}", meter_id).replace("{key}", key)
+
+
+def discovery(ha, meter_id, fw, decimals=None):
+    """[(topic, payload)] of retained HA discovery configs, one per contract sensor.
+
+    Ids, names and templates come from contract/homeassistant.json, so the server's MQTT
+    bridge announces the very same entities (same unique_id) for this meter."""
     state, avail = topics(ha, meter_id)
-    dev = {"identifiers": [meter_id], "name": "Open Meter " + meter_id,
+    dev = {"identifiers": [_fill(ha["device_identifier"], meter_id)],
+           "name": _fill(ha["device_name"], meter_id),
            "manufacturer": ha["device"]["manufacturer"], "model": ha["device"]["model"],
            "sw_version": fw}
     out = []
@@ -96,10 +109,11 @@ def discovery(ha, meter_id, fw):
         tpl = "{{ value_json.%s }}" % src
         if "scale" in s:
             tpl = "{{ (value_json.%s | float * %s) | round(6) }}" % (src, repr(s["scale"]))
+        uid = _fill(ha["unique_id"], meter_id, s["key"])
         cfg = {
             "name": s["name"],
-            "unique_id": meter_id + "_" + s["key"],
-            "object_id": meter_id + "_" + s["key"],
+            "unique_id": uid,
+            "object_id": uid,
             "state_topic": state,
             "value_template": tpl,
             "availability_topic": avail,
@@ -111,13 +125,27 @@ def discovery(ha, meter_id, fw):
         }
         if s.get("unit_of_measurement") is not None:
             cfg["unit_of_measurement"] = s["unit_of_measurement"]
-        topic = ha["discovery_topic"].replace("{meter_id}", meter_id).replace("{key}", s["key"])
-        out.append((topic, json.dumps(cfg)))
+        if decimals and src in decimals and "scale" not in s:
+            cfg["suggested_display_precision"] = decimals[src]
+        out.append((_fill(ha["discovery_topic"], meter_id, s["key"]), json.dumps(cfg)))
     return out
 
 
-def announce(client, ha, meter_id, fw):
+def announce(client, ha, meter_id, fw, decimals=None):
     """After connect: discovery configs (retained) and 'online' (retained)."""
-    for t, p in discovery(ha, meter_id, fw):
+    for t, p in discovery(ha, meter_id, fw, decimals):
         client.publish(t, p, retain=True)
     client.publish(topics(ha, meter_id)[1], ha["payload_available"], retain=True)
+
+
+def connect(ct, m, meter_id, fw):
+    """Connected client with last will, discovery announced, state_topic set. Raises OSError.
+
+    ct: contract.Contract (its ha facts and decimals); m: the config's "mqtt" section."""
+    state, avail = topics(ct.ha, meter_id)
+    c = MQTT("omd-" + meter_id, m["host"], m["port"], m["user"], m["password"], m["keepalive"])
+    c.set_last_will(avail, ct.ha["payload_not_available"], True)
+    c.state_topic = state
+    c.connect()
+    announce(c, ct.ha, meter_id, fw, ct.decimals)
+    return c

@@ -16,7 +16,7 @@ def run(cfg_path="config.json", ask=input):  # pragma: no cover - interactive
     pw = ask("Wi-Fi password: ").strip()
     if ssid:
         cfg["wifi"] = [{"ssid": ssid, "password": pw}]
-    url = ask("Server URL [%s]: " % cfg["server_url"]).strip()
+    url = ask("Server base URL, e.g. http://192.168.1.10:8080 [%s]: " % cfg["server_url"]).strip()
     if url:
         cfg["server_url"] = url
     mid = ask("Meter id [%s]: " % cfg["meter_id"]).strip()

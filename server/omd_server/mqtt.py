@@ -53,8 +53,8 @@ def discovery_configs(meter_id: str, reading: dict[str, Any]) -> dict[str, dict[
             tmpl = "{{ value_json." + source + " }}"
         cfg: dict[str, Any] = {
             "name": s["name"],
-            "unique_id": f"omd_{meter_id}_{s['key']}",
-            "object_id": f"omd_{meter_id}_{s['key']}",
+            "unique_id": topic(ha["unique_id"], meter_id, s["key"]),
+            "object_id": topic(ha["unique_id"], meter_id, s["key"]),
             "state_topic": topic(ha["state_topic"], meter_id),
             "value_template": tmpl,
             "device_class": s["device_class"],
@@ -63,8 +63,8 @@ def discovery_configs(meter_id: str, reading: dict[str, Any]) -> dict[str, dict[
             "payload_available": ha["payload_available"],
             "payload_not_available": ha["payload_not_available"],
             "device": {
-                "identifiers": [f"omd_{meter_id}"],
-                "name": f"Open Metering Device {meter_id}",
+                "identifiers": [topic(ha["device_identifier"], meter_id)],
+                "name": topic(ha["device_name"], meter_id),
                 **ha["device"],
             },
         }

@@ -18,7 +18,7 @@ MPY_CROSS = BIN / "mpy-cross"
 RUNNER = r"""
 import sys, json
 sys.path.insert(0, FW)
-import metering, contract, spool, store
+import metering, contract, spool, store, transport
 with open(DATA) as f:
     job = json.load(f)
 out = {"impl": sys.implementation.name, "results": [], "sigs": [], "spool": None}
@@ -51,6 +51,11 @@ sp.ack(len(got))
 e2 = store.Energy(TMP + "/energy")
 out["spool"] = [got, sp.pending(), e2.import_mj, e2.seq,
                 ct.canonical(spool.unpack(ct, spool.pack(ct, rd, 1722000110), "m"))]
+iv = ct.transport["image"]["vector"]
+tp = transport.Transport(ct.transport, "http://10.0.0.5:8080/api/readings", iv["meter_id"])
+out["transport"] = [tp.batch_url, tp.image_url, tp.action(409), tp.action(-1),
+                    tp.image_signature(ct, contract.key_from_hex(iv["key_hex"]), iv["image_sha256"]),
+                    tp.batch_body([b"1", b"2"]).decode()]
 print(json.dumps(out))
 """
 
@@ -102,6 +107,17 @@ def test_spool_and_energy_under_micropython(mp_run):
     assert seqs == list(range(1, 13)) and pending == 0
     assert import_mj == 12 * 12345000 and seq == 12
     assert '"watts":-1234.50' in canon and '"timestamp":"2024-07-26T13:21:50Z"' in canon
+
+
+def test_transport_under_micropython(mp_run, ct):
+    _, out = mp_run
+    t = ct.transport
+    batch_url, image_url, a409, aerr, sig, body = out["transport"]
+    assert batch_url == "http://10.0.0.5:8080" + t["batch"]["path"]
+    assert image_url.endswith(t["image"]["path"].replace("{meter_id}", t["image"]["vector"]["meter_id"]))
+    assert (a409, aerr) == ("rejected", "retry")
+    assert sig == t["image"]["vector"]["signature"]
+    assert json.loads(body) == {t["batch"]["field"]: [1, 2]}
 
 
 def test_every_firmware_module_compiles_for_xtensawin(tmp_path):

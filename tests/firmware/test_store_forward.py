@@ -17,37 +17,66 @@ DAY = 24 * 3600 // 10  # readings at a 10 s interval
 
 
 class Server:
-    """The contract's replay rule: new seq stored, identical re-send acked, else rejected."""
+    """The server's contract in miniature (contract/transport.json + x-canonical replay rule):
+    single POST -> 201 stored / 200 duplicate / 409 replay; batch POST -> atomic, 200 or the
+    first problem's status with nothing stored."""
 
     def __init__(self, ct, schema):
         self.ct = ct
+        self.t = ct.transport
         self.validator = jsonschema.Draft202012Validator(schema)
         self.up = True
         self.stored = {}
         self.order = []
         self.duplicates = 0
         self.calls = 0
+        self.batches = 0
+        self.status = None  # force this status (e.g. 503, 401) while set
 
-    def __call__(self, url, body, headers):
-        self.calls += 1
-        if not self.up:
-            return -1
-        r = json.loads(body)
+    def _check(self, r, staged):
         self.validator.validate(r)
+        r = dict(r)
         sig = r.pop("sig")
         canon = self.ct.canonical(r)
         assert contract.hmac_sha256_hex(bytes.fromhex(KEY_HEX), canon.encode()) == sig
         seq = r["seq"]
-        if seq in self.stored:
-            if self.stored[seq] == canon:
-                self.duplicates += 1
-                return 200
-            return 409
-        if self.order and seq <= self.order[-1]:
-            return 409
-        self.stored[seq] = canon
-        self.order.append(seq)
-        return 201
+        known = staged.get(seq, self.stored.get(seq))
+        if known is not None:
+            return ("duplicate", seq, canon) if known == canon else (409, seq, canon)
+        last = max(list(staged) + self.order[-1:], default=0)
+        if seq <= last:
+            return (409, seq, canon)
+        return ("stored", seq, canon)
+
+    def __call__(self, url, body, ctype="application/json", headers=None):
+        self.calls += 1
+        if not self.up:
+            return -1
+        if self.status is not None:
+            return self.status
+        doc = json.loads(body)
+        batch = url.endswith(self.t["batch"]["path"])
+        if batch:
+            self.batches += 1
+            docs = doc[self.t["batch"]["field"]]
+        else:
+            assert url.endswith(self.t["reading"]["path"])
+            docs = [doc]
+        staged, results = {}, []
+        for r in docs:
+            what, seq, canon = self._check(r, staged)
+            if what == 409:
+                return 409  # atomic: nothing of this request is stored
+            if what == "stored":
+                staged[seq] = canon
+            results.append(what)
+        for seq in sorted(staged):
+            self.stored[seq] = staged[seq]
+            self.order.append(seq)
+        self.duplicates += results.count("duplicate")
+        if batch:
+            return 200
+        return 201 if results == ["stored"] else 200
 
 
 class FakeSampler:
@@ -111,7 +140,7 @@ def test_reboot_during_replay_resends_only_identical(tmp_path, ct, schema):
     recs = app.spool.peek(30)
     for rec in recs:
         body, _ = ct.signed_body(spool.unpack(ct, rec, app.cfg["meter_id"], main.FW), app.key)
-        server("", body, {})
+        server(app.tp.reading_url, body)
     app2 = make_app(tmp_path, ct, server, clock)  # reboot: state from flash only
     assert app2.energy.seq == 1000
     while app2.spool.pending():
