@@ -154,14 +154,17 @@ class App:
             elif act == transport.SPLIT:
                 self.batch = max(1, len(recs) // 2)
             elif act == transport.REJECTED:
-                # the batch is atomic: nothing was stored. Find the culprit(s) one by one;
-                # every reading gets a definite answer, so this cannot loop
-                for k in range(len(recs)):  # (MicroPython's zip has no strict=)
+                # the batch is atomic: nothing was stored. Send one by one up to the first
+                # culprit and drop it; the rest goes as a batch again next time. Every pass
+                # removes at least one reading or backs off, so this cannot loop
+                for k in range(len(recs)):
                     a = self._post_one(recs[k], bodies[k])
                     if a in (transport.RETRY, transport.SPLIT):
                         act = a
                         break
                     done += 1
+                    if a == transport.REJECTED:
+                        break
         self.last_action = act
         if done:
             self.spool.ack(done)

@@ -1,0 +1,350 @@
+"""Device to server, end to end: the firmware's real App/transport/net/mqtt code under CPython
+with the simulated front end, against the REAL omd-server (uvicorn subprocess, temp SQLite,
+key provisioned through the real CLI) and a real mosquitto.
+
+Online readings, a camera JPEG, the server killed (the meter queues), a power-cut style
+re-send (duplicates), a conflicting seq (409: logged and dropped, no loop), restart, batched
+replay; then the server must hold every reading exactly once in seq order, the image hash must
+match, a tampered reading / image signature must get 401, and the firmware's and server's HA
+discovery for the meter must be the same entities.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FW_DIR = ROOT / "firmware"
+for p in (str(FW_DIR), str(ROOT)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import config  # noqa: E402
+import evidence  # noqa: E402
+import main  # noqa: E402
+import metering  # noqa: E402
+import mqtt as fwmqtt  # noqa: E402
+import net  # noqa: E402
+import spool  # noqa: E402
+import transport  # noqa: E402
+from sim.frontend import Scenario, Unit, burst  # noqa: E402
+
+import contract as fwcontract  # noqa: E402
+from firmware.tools import bundle  # noqa: E402
+
+METER = "e2e-01"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+# 16x16 baseline JPEG made with Pillow 9.4 (used when Pillow is not in this venv)
+TINY_JPEG_HEX = (
+    "ffd8ffe000104a46494600010100000100010000ffdb0043000d090a0b0a080d0b0a0b0e0e0d0f13201513"
+    "121213271c1e17202e2931302e292d2c333a4a3e333646372c2d405741464c4e525352323e5a615a50604a"
+    "51524fffdb0043010e0e0e131113261515264f352d354f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f"
+    "4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4fffc0001108001000"
+    "1003012200021101031101ffc4001f0000010501010101010100000000000000000102030405060708090a"
+    "0bffc400b5100002010303020403050504040000017d01020300041105122131410613516107227114328191"
+    "a1082342b1c11552d1f02433627282090a161718191a25262728292a3435363738393a434445464748494a"
+    "535455565758595a636465666768696a737475767778797a838485868788898a92939495969798999aa2a3"
+    "a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9"
+    "eaf1f2f3f4f5f6f7f8f9faffc4001f0100030101010101010101010000000000000102030405060708090a"
+    "0bffc400b51100020102040403040705040400010277000102031104052131061241510761711322328108"
+    "144291a1b1c109233352f0156272d10a162434e125f11718191a262728292a35363738393a434445464748"
+    "494a535455565758595a636465666768696a737475767778797a82838485868788898a9293949596979899"
+    "9aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae2e3e4e5e6e7"
+    "e8e9eaf2f3f4f5f6f7f8f9faffda000c03010002110311003f008ffe3d3febdfff00457ff63fcbe9d2c515"
+    "5ffe3d3febdfff00457ff63fcbe9d3c4fe2ff8bf3ff83f9faefec7c3e87fffd9"
+)
+
+
+def jpeg_bytes() -> bytes:
+    try:
+        import io
+
+        from PIL import Image
+
+        im = Image.new("RGB", (32, 24), (200, 120, 30))
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=70)
+        return buf.getvalue()
+    except ImportError:
+        return bytes.fromhex(TINY_JPEG_HEX)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing on port {port}")
+
+
+def clean_env() -> dict[str, str]:
+    # the server reads OMD_* overrides: only the temp config file may configure it
+    return {k: v for k, v in os.environ.items() if not k.startswith("OMD_")}
+
+
+class Server:
+    def __init__(self, tmp: Path, mqtt_port: int):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cfg = tmp / "omd.toml"
+        self.cfg.write_text(
+            f'database_url = "sqlite:///{tmp}/omd.db"\nimage_dir = "{tmp}/images"\n'
+            f'host = "127.0.0.1"\nport = {self.port}\nmqtt_host = "127.0.0.1"\n'
+            f"mqtt_port = {mqtt_port}\n")
+        self.logf = open(tmp / "server.log", "ab")
+        self.proc: subprocess.Popen | None = None
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "omd_server.cli", *args, "--config",
+                               str(self.cfg)], env=clean_env(), capture_output=True, text=True,
+                              check=True, timeout=60).stdout
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "omd_server.cli", "serve", "--config", str(self.cfg)],
+            env=clean_env(), stdout=self.logf, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_port(self.port, self.proc)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if self.get("/api/v1/health")["status"] == "ok":
+                    return
+            time.sleep(0.1)
+        raise TimeoutError("server not healthy")
+
+    def kill9(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=5) as r:
+            body = r.read()
+            return json.loads(body) if r.headers.get_content_type() == "application/json" else body
+
+
+@pytest.fixture
+def broker(tmp_path):
+    assert Path(MOSQUITTO).exists(), "mosquitto not installed (Debian package 'mosquitto')"
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+@pytest.fixture
+def server(tmp_path, broker):
+    srv = Server(tmp_path, broker)
+    yield srv
+    srv.stop()
+    srv.logf.close()
+
+
+class SimSampler:
+    """sampler.Sampler's measure() with the simulated ADC front end instead of machine.ADC."""
+
+    def __init__(self, seed: int = 5):
+        self.unit = Unit.draw(seed)
+        self.rng = np.random.default_rng(seed)
+        self.scenario = Scenario(vrms=231.0, irms=2.5, phi_deg=20.0, export=True)
+
+    def measure(self, cal):
+        buf, n, fs, d = burst(self.unit, self.scenario, self.rng)
+        return metering.analyse(buf, n, fs, d, cal, 10)
+
+
+class Camera:
+    def __init__(self, jpeg: bytes):
+        self.jpeg = jpeg
+
+    def capture(self):
+        return self.jpeg
+
+
+class Retained:
+    """Collects retained messages under homeassistant/# as a fresh subscriber sees them."""
+
+    @staticmethod
+    def snapshot(port: int, wait: float = 0.8) -> dict[str, dict]:
+        import paho.mqtt.client as paho
+
+        got: dict[str, dict] = {}
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        c.on_message = lambda cl, u, m: got.__setitem__(m.topic, json.loads(m.payload))
+        c.connect("127.0.0.1", port)
+        c.subscribe("homeassistant/#")
+        c.loop_start()
+        time.sleep(wait)
+        c.loop_stop()
+        c.disconnect()
+        return got
+
+
+def test_device_to_server(tmp_path, server, broker):
+    t0 = time.monotonic()
+    key_hex = server.cli("keys", "add", METER).strip()
+    assert len(key_hex) == 64
+    server.start()
+
+    # the device's files: firmware + contract JSON, as tools/bundle.py puts them on the flash
+    dev = tmp_path / "device"
+    bundle.build(dev)
+    ct = fwcontract.load(str(dev / "contract"))
+    cfg, _ = config.load(str(dev / "config.json"))
+    cfg.update(meter_id=METER, key_hex=key_hex, server_url=server.url)
+    cfg["mqtt"].update(host="127.0.0.1", port=broker)
+
+    clock = [0]
+    base = int(time.time()) - 3600  # the device's NTP time an hour ago; 10 s per interval
+    calls: list[tuple[str, int]] = []
+
+    def http(url, body, ctype="application/json", headers=None):
+        code = net.http_post(url, body, ctype, headers, timeout=5)
+        calls.append((url, code))
+        return code
+
+    jpeg = jpeg_bytes()
+    ev = evidence.Evidence(Camera(jpeg), None, 3600, lambda: clock[0])
+    logs: list[str] = []
+    app = main.App(cfg, ct, SimSampler(), str(dev / "data"), lambda: clock[0],
+                   lambda: base + clock[0] // 1000, http, evidence=ev, log=logs.append)
+    sent: dict[int, str] = {}  # seq -> sig of what the device produced
+
+    def interval():
+        clock[0] += cfg["interval_s"] * 1000
+        r = app.step()
+        assert r is not None
+        sent[r["seq"]] = ct.signed_body(r, app.key)[1]
+        app.pump()
+
+    # 1. online: readings go one by one, the boot photo is uploaded and announced
+    for _ in range(6):
+        interval()
+    assert app.spool.pending() == 0 and app.sent == 6
+    assert {u for u, _ in calls} == {app.tp.reading_url, app.tp.image_url}
+    assert (app.tp.image_url, 201) in calls
+    image_sha = hashlib.sha256(jpeg).hexdigest()
+
+    # HA discovery: the server announced the meter (bridge); the firmware's own announcement
+    # must address the same entities with the same classes (both from homeassistant.json)
+    deadline = time.monotonic() + 10
+    from_server: dict[str, dict] = {}
+    while time.monotonic() < deadline and len(from_server) < len(ct.ha["sensors"]):
+        from_server = Retained.snapshot(broker, 0.4)
+    assert len(from_server) == len(ct.ha["sensors"]), from_server.keys()
+    app.mqtt = fwmqtt.connect(ct, cfg["mqtt"], METER, main.FW)
+    time.sleep(0.3)
+    from_device = Retained.snapshot(broker)
+    assert set(from_device) == set(from_server)
+    for topic, s in from_server.items():
+        d = from_device[topic]
+        for k in ("unique_id", "object_id", "state_topic", "availability_topic", "device_class",
+                  "state_class", "unit_of_measurement", "value_template", "payload_available",
+                  "payload_not_available", "suggested_display_precision"):
+            assert d.get(k) == s.get(k), (topic, k)
+        assert d["device"]["identifiers"] == s["device"]["identifiers"]
+        assert d["device"]["name"] == s["device"]["name"]
+
+    # 2. server killed: the meter keeps measuring and queues, backing off
+    server.kill9()
+    n_calls = len(calls)
+    for _ in range(30):
+        interval()
+    assert app.spool.pending() == 30 and app.rejected == 0
+    assert all(code == -1 for _, code in calls[n_calls:])
+    assert len(calls) - n_calls < 30  # backoff: not one attempt per pass
+
+    # 3. server back. Two things happened meanwhile: 4 queued readings reached it before a
+    # power cut ate their acks (-> duplicates), and seq 11 was stored with other content, as
+    # after a restored flash image (-> 409 for the device's seq 11: logged, dropped, never
+    # retried). (A stored seq further ahead would make every queued seq below it a replay
+    # too: the contract's seq only increases.)
+    server.start()
+    queued = app.spool.peek(30)
+    assert [r[0] for r in queued] == list(range(7, 37))
+    for rec in queued[:4]:
+        assert http(app.tp.reading_url, app._body(rec), app.tp.json_type) == 201
+    clash = list(queued[4])
+    assert clash[0] == 11
+    clash[4] -= 123  # watts, counters unchanged: a validly signed but different reading 11
+    clash_body = ct.signed_body(spool.unpack(ct, tuple(clash), METER, main.FW), app.key)[0]
+    assert http(app.tp.reading_url, clash_body, app.tp.json_type) == 201
+    n_calls = len(calls)
+    for _ in range(40):
+        interval()
+        if not app.spool.pending():
+            break
+    assert app.spool.pending() == 0
+    replay = calls[n_calls:]
+    # the batch holding seq 11 -> 409; one by one: 7..10 duplicates, 11 -> 409 dropped;
+    # the rest as a batch again
+    assert replay[:6] == [(app.tp.batch_url, 409)] + [(app.tp.reading_url, 200)] * 4 + [
+        (app.tp.reading_url, 409)]
+    assert (app.tp.batch_url, 200) in replay[6:]
+    assert app.rejected == 1 and any("seq 11" in line for line in logs)
+
+    # every reading exactly once, in seq order, as the device signed it (except seq 20)
+    pts = server.get(f"/api/v1/meters/{METER}/readings?start=0&limit=100000")["points"]
+    seqs = [p["seq"] for p in pts]
+    assert seqs == sorted(seqs) == list(range(1, max(sent) + 1))
+    for p in pts:
+        if p["seq"] == 11:
+            assert p["sig"] == json.loads(clash_body)["sig"] != sent[11]
+        else:
+            assert p["sig"] == sent[p["seq"]], p["seq"]
+    announced = [p for p in pts if p.get("image_sha256")]
+    assert [p["image_sha256"] for p in announced] == [image_sha]
+    assert server.get(f"/api/v1/images/{image_sha}") == jpeg
+    health = server.get("/api/v1/health")
+    assert health["counters"]["rejected_replay"] >= 1
+
+    # 4. tampering: a changed reading or a wrong image signature is refused with 401
+    body = json.loads(ct.signed_body(app.last, app.key)[0])
+    body["watts"] = round(body["watts"] + 1.0, 2)
+    body["seq"] = max(sent) + 1000
+    tampered = json.dumps(body, separators=(",", ":")).encode()
+    assert net.http_post(app.tp.reading_url, tampered, app.tp.json_type) == 401
+    bad = app.tp.image_headers(ct, b"\x00" * 32, image_sha)
+    assert net.http_post(app.tp.image_url, jpeg, app.tp.image_type, bad) == 401
+    assert transport.Transport(ct.transport, server.url, METER).action(401) == transport.RETRY
+    assert len(server.get(f"/api/v1/meters/{METER}/readings?start=0&limit=100000")["points"]) == len(pts)
+
+    app.mqtt.disconnect()
+    assert time.monotonic() - t0 < 60
