@@ -137,6 +137,10 @@ class Builder:
         ds.m_HoleToHoleMin = _mm(r["hole_to_hole"])
         ds.m_SilkClearance = _mm(r["silk_clearance"])
         ds.m_SolderMaskMinWidth = 0
+        # tented vias: no mask openings for silkscreen to fall into, and what JLCPCB expects
+        for attr in ("m_TentViasFront", "m_TentViasBack"):
+            if hasattr(ds, attr):
+                setattr(ds, attr, True)
 
     def footprints(self):
         pcbnew = self.pcbnew
@@ -166,6 +170,9 @@ class Builder:
                 fp.SetPath(pcbnew.KIID_PATH(part.sheet_uuid_path))
             fp.Reference().SetLayer(pcbnew.F_Fab)
             fp.Value().SetVisible(False)
+            # the BOM flag follows the symbol (the netlist carries exclude_from_bom when set),
+            # not the library footprint: KiCad's schematic parity compares the two
+            fp.SetExcludedFromBOM("exclude_from_bom" in part.fields)
             self.board.Add(fp)
             for pad in fp.Pads():
                 key = (ref, pad.GetNumber())
@@ -239,7 +246,7 @@ class Builder:
             self._put(hole["ref"], hole["at"], 0, "F")
             placed[hole["ref"]] = True
         occupied = [self._box(ref) for ref in placed]
-        keepouts = [tuple(k["rect"]) for k in self.spec.get("keepout", [])]
+        keepouts = [tuple(k["rect"]) for k in self.spec.get("keepout", []) + self.spec.get("reserve", [])]
         # groups first (decoupling at their pins), then everything else next to what it
         # shares the most nets with
         todo = []
@@ -398,7 +405,7 @@ class Builder:
             dx, dy = pl["offset"]
             for num, label in pl["labels"].items():
                 x, y = self._pad_xy(ref, num)
-                self._text(label, (x + dx, y + dy), pl.get("size", 0.8), "F.SilkS",
+                self._text(label, (x + dx, y + dy), pl.get("size", 1.0), "F.SilkS",
                            pl.get("rot", 0), pl.get("justify", "center"))
         _ = pcbnew
 
@@ -522,6 +529,7 @@ class Builder:
             rules[name] = router.NetRule(
                 width=c["track"], min_width=c.get("neck_down", c["track"]),
                 priority=c.get("priority", 5), pair=None, fanout=c.get("fanout", False),
+                track_pads=tuple(rs.get("track_pads", [])),
                 keep_away={n: c["keep_away"] for n in c.get("away_from", [])},
             )
         for a, b in rs.get("pairs", []):
@@ -764,6 +772,8 @@ def build(force=False, netlist: Path = NETLIST, out: Path = PCB) -> int:
     write_dru(spec, out.with_suffix(".kicad_dru"))
     if out == PCB:
         INPUTS.write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n")
+    if out == PCB:
+        render(out, PICTURES)
     info = json.loads(report.read_text())
     print(json.dumps({k: info[k] for k in ("tracks", "vias", "stitching_vias", "unrouted", "seconds")}))
     return 0

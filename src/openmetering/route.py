@@ -69,6 +69,7 @@ class NetRule:
     pair: str | None = None  # partner net of a differential pair: routed alongside it
     keep_away: dict[str, float] = field(default_factory=dict)  # net -> extra distance (mm)
     fanout: bool = False  # plane net: each pad only gets a short stub to a via (pours join them)
+    track_pads: tuple[str, ...] = ()  # "REF.PAD" of a fanout net that get a track to the net instead
 
 
 @dataclass
@@ -311,11 +312,16 @@ class Router:
         """Pad-to-tree. Returns (pads left unconnected, nets whose tracks were in the way)."""
         rule = self.p.rules[net]
         if rule.fanout:
-            return self._fanout(net, groups), []
+            return self._fanout(net, groups)
         pads = self.p.pads
         first = {g[0]: g for g in groups}
         pad_idx = sorted(first)
-        start = min(pad_idx, key=lambda i: (pads[i].center[0], pads[i].center[1], i))
+        # grow the tree from the roomiest pad (a regulator tab rather than an FPC contact)
+        def area(i):
+            lo, hi = pads[i].polygon.min(axis=0), pads[i].polygon.max(axis=0)
+            return float(np.prod(hi - lo))
+
+        start = max(pad_idx, key=lambda i: (area(i) * len(pads[i].layers), -i))
         tree_pads = list(first[start])
         todo = [i for i in pad_idx if i != start]
         tree_cells: list[tuple[int, int, int]] = []  # (layer, row, col) global
@@ -357,8 +363,13 @@ class Router:
         reach both pours). Returns the pads that found no via site."""
         rule = self.p.rules[net]
         missing = []
+        blockers: set[str] = set()
+        tracked = []
         for g in groups:
             if any(len(self.p.pads[i].layers) == 2 for i in g):
+                continue
+            if any(f"{self.p.pads[i].ref}.{self.p.pads[i].number}" in rule.track_pads for i in g):
+                tracked.append(g)
                 continue
             done = False
             for width in self._widths(rule):
@@ -381,7 +392,21 @@ class Router:
                         break
             if not done:
                 missing.append(g[0])
-        return missing
+                pts = [self.p.pads[i].center for i in g]
+                path = self._search(net, rule.min_width, g, [], None, rule, self._window(pts, 3.0),
+                                    strict=False)
+                if path is not None:
+                    blockers |= self._crossed(net, path, rule.min_width)
+        for g in tracked:
+            # a track from the pad to the nearest copper of the net that is not another
+            # tracked pad (so it lands on something the pours hold)
+            others = [i for h in groups if h is not g and h not in tracked for i in h]
+            if not self._connect_pad(net, rule, others, [], g):
+                missing.append(g[0])
+                path = self._connect(net, rule.min_width, others, [], g, rule, strict=False)
+                if path is not None:
+                    blockers |= self._crossed(net, path, rule.min_width)
+        return missing, sorted(blockers)
 
     @staticmethod
     def _widths(rule):
@@ -400,13 +425,13 @@ class Router:
         pads = self.p.pads
         pts = [pads[i].center for i in tree_pads + list(target)]
         pts += [self._xy(r, c) for _, r, c in tree_cells]
-        margin = 4.0
-        for _attempt in range(3):
+        # a small window first; when that fails, the whole board at once (a middle size
+        # rarely helps and each failed search costs a full flood of the window)
+        for margin in (4.0, 1e9):
             win = self._window(pts, margin)
             path = self._search(net, width, tree_pads, tree_cells, target, rule, win, strict)
             if path is not None or win == (0, self.p.shape[0], 0, self.p.shape[1]):
                 return path
-            margin *= 3
         return None
 
     def _xy(self, r, c):
@@ -610,11 +635,21 @@ class Router:
     def _crossed(self, net, path, width):
         need = self._need(width)
         hit = set()
-        for L, r, c in path:
+        cells = []
+        for (la, ra, ca), (lb, rb, cb) in zip(path, path[1:], strict=False):
+            n = max(abs(rb - ra), abs(cb - ca), 1)
+            cells += [(la, ra + (rb - ra) * k // n, ca + (cb - ca) * k // n) for k in range(n + 1)]
+            if la != lb:
+                cells.append((lb, rb, cb))
+        vias = [(ra, ca) for (la, ra, ca), (lb, _, _) in zip(path, path[1:], strict=False) if la != lb]
+        vneed = self.p.via_diameter / 2 + self.p.clearance + 0.01
+        checks = [(L, r, c, need) for L, r, c in cells or path]
+        checks += [(L, r, c, vneed) for r, c in vias for L in (F, B)]
+        for L, r, c, dmin in checks:
             for pt in self.patches:
                 if pt.kind not in ("track", "via") or pt.net == net or L not in pt.layers:
                     continue
-                if pt.r0 <= r < pt.r1 and pt.c0 <= c < pt.c1 and pt.d[r - pt.r0, c - pt.c0] < need:
+                if pt.r0 <= r < pt.r1 and pt.c0 <= c < pt.c1 and pt.d[r - pt.r0, c - pt.c0] < dmin:
                     hit.add(pt.net)
         return hit
 

@@ -60,7 +60,7 @@ def test_parity_catches_a_planted_change(tmp_path):
     m = node.search(text)
     assert m, f"cannot find node {ref}.{pin} in the netlist"
     moved = text[:m.start()] + text[m.end():]
-    gnd = re.search(r'\(name "GND"\)', moved)
+    gnd = re.search(r'\(net \(code "\d+"\)\s*\(name "GND"\)', moved)
     planted = moved[:gnd.end()] + f' (node (ref "{ref}") (pin "{pin}"))' + moved[gnd.end():]
     bad = tmp_path / "planted.net"
     bad.write_text(planted)
