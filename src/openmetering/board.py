@@ -727,8 +727,6 @@ def build_inner(netlist: Path, out: Path, report: Path):
     print(f"routed in {t2 - t1:.0f} s: {len(res.tracks)} tracks, {len(res.vias)} vias, "
           f"{len(res.unrouted)} unrouted", file=sys.stderr)
     b.add_routes(res)
-    for pt in list(rt.patches):  # routed copper now takes part in the stitching test
-        _ = pt
     stitches = [] if os.environ.get("OMD_NO_POUR") else b.stitching(rt)
     if not os.environ.get("OMD_NO_POUR"):
         b.pours()

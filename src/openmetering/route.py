@@ -256,9 +256,6 @@ class Router:
 
     def route(self, max_ripups=60) -> Result:
         nets = self._terminals()
-        for net in sorted(nets):
-            if net in self.p.rules and self.p.rules[net].fanout:
-                pass
         order = sorted(
             (n for n, ps in nets.items() if len(ps) > 1 and n in self.p.rules),
             key=lambda n: (self.p.rules[n].priority, self._span(nets[n]), n),

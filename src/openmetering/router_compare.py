@@ -194,6 +194,10 @@ def main(argv=None) -> int:
             row = run_freeroute(placed, eng, extra, a.timeout)
             print(json.dumps(row), flush=True)
             rows.append(row)
+    # keep earlier measurements of engines not re-run this time
+    if cache.exists():
+        ran = {r["router"] for r in rows}
+        rows = [r for r in json.loads(cache.read_text()) if r["router"] not in ran] + rows
     cache.write_text(json.dumps(rows, indent=1))
     if B.PCB.exists() and B.PCB.with_suffix(".route.json").exists():
         rows.append(ours())
