@@ -200,14 +200,20 @@ def build(kicad_dir: Path = KICAD_DIR, reports_dir: Path = REPORTS_DIR,
         raise DesignError("SKiDL ERC failed:\n  " + "\n  ".join(erc.errors + erc.warnings))
 
     write_schematic(circuit, kicad_dir)
-    schematic = kicad_dir / SCHEMATIC.name
-    kerc = run_kicad_erc(schematic)
-    if kerc["violations"]:
-        raise DesignError("KiCad schematic ERC failed:\n  " + "\n  ".join(kerc["violations"]))
-    netlist = kicad_dir / NETLIST.name
-    export_kicad_netlist(schematic, netlist)
-    if docs_dir is not None:
-        export_schematic_docs(schematic, docs_dir)
+    # KiCad reads the project file (.kicad_pro, the board's net classes and rule severities)
+    # beside a schematic: work on a copy of the sheets alone, so every output here is a
+    # function of the circuit only.
+    with tempfile.TemporaryDirectory() as tmp:
+        for sheet in kicad_dir.glob("open-meter*.kicad_sch"):
+            shutil.copyfile(sheet, Path(tmp) / sheet.name)
+        schematic = Path(tmp) / SCHEMATIC.name
+        kerc = run_kicad_erc(schematic)
+        if kerc["violations"]:
+            raise DesignError("KiCad schematic ERC failed:\n  " + "\n  ".join(kerc["violations"]))
+        netlist = kicad_dir / NETLIST.name
+        export_kicad_netlist(schematic, netlist)
+        if docs_dir is not None:
+            export_schematic_docs(schematic, docs_dir)
 
     report = {
         "parts": len([p for p in circuit.parts if not p.ref.startswith("#")]),
