@@ -32,8 +32,9 @@ from .repro import write_zip
 
 FAB_DIR = HARDWARE / "fab"
 # The panel preset (KiKit JSON, no comments possible there): 2x2 boards, rows alternating so
-# the ESP32-S3 antennas, which overhang the top edge, face the rails; mouse bites; rails top and
-# bottom with 3 tooling holes and 3 fiducials, as JLCPCB's SMT line asks for.
+# the ESP32-S3 antennas, which overhang the top edge, point out of the panel's top and bottom
+# edges; rails left and right (none under an antenna's keep-out) carry 3 tooling holes and
+# 3 fiducials, as JLCPCB's SMT line asks for; mouse bites between the boards.
 ROTATIONS = FAB_DIR / "jlcpcb-rotations.csv"
 PANEL_PRESET = FAB_DIR / "panel.json"
 GERBER_LAYERS = ("F.Cu,B.Cu,F.Paste,B.Paste,F.Silkscreen,B.Silkscreen,F.Mask,B.Mask,Edge.Cuts")
@@ -52,8 +53,9 @@ def plot_gerbers(pcb: Path, out: Path) -> list[Path]:
 
 def plot_drill(pcb: Path, out: Path, separate: bool) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
+    # Slots as routed paths (G00/M15/G01/M16): G85 slots are rejected by some CAM readers
     args = ["pcb", "export", "drill", "--format", "excellon", "--excellon-units", "mm",
-            "--excellon-zeros-format", "decimal", "--excellon-oval-format", "alternate",
+            "--excellon-zeros-format", "decimal", "--excellon-oval-format", "route",
             "-o", str(out) + "/"]
     if separate:
         args.append("--excellon-separate-th")
@@ -137,7 +139,7 @@ def _ref_key(ref):
 
 def jlc_bom(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
-    for key, g in sorted(rows.groupby("key"), key=lambda kv: _ref_key(
+    for _key, g in sorted(rows.groupby("key"), key=lambda kv: _ref_key(
             min(kv[1]["ref"], key=_ref_key))):
         refs = sorted(g["ref"], key=_ref_key)
         first = g.iloc[0]

@@ -1,0 +1,207 @@
+"""Fab packages: regenerated == committed (drift fails naming the file), and an independent
+Gerber reader (gerbonara) agrees with the board on outline, layers, holes and placements."""
+
+import io
+import json
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from openmetering import fab
+from openmetering.errors import DesignError
+from openmetering.paths import BOARD, GERBER_DIR, ROOT
+
+JLC = GERBER_DIR / "jlcpcb"
+PCBWAY = GERBER_DIR / "pcbway"
+PANEL = GERBER_DIR / "panel"
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fab")
+    fab.build(BOARD, out, log=lambda *_: None)
+    return out
+
+
+def differing_files(new_root: Path, committed_root: Path) -> list[str]:
+    new = {p.relative_to(new_root) for p in new_root.rglob("*") if p.is_file()}
+    old = {p.relative_to(committed_root) for p in committed_root.rglob("*") if p.is_file()}
+    diff = sorted(str(p) for p in new ^ old)
+    diff += sorted(str(p) for p in new & old
+                   if (new_root / p).read_bytes() != (committed_root / p).read_bytes())
+    return diff
+
+
+def test_committed_fab_outputs_equal_regenerated(regenerated):
+    diff = differing_files(regenerated, GERBER_DIR)
+    assert not diff, ("committed fab outputs differ from what the board regenerates "
+                      f"(run `make fab` and commit): {diff}")
+
+
+def test_planted_drift_is_named(regenerated, tmp_path):
+    """Edit one committed Gerber (in a copy): the drift check must name exactly that file."""
+    import shutil
+
+    copy = tmp_path / "gerber"
+    shutil.copytree(GERBER_DIR, copy)
+    victim = sorted((copy / "jlcpcb").glob("*F_Cu*"))[0]
+    victim.write_bytes(victim.read_bytes().replace(b"D01*", b"D02*", 1))
+    assert differing_files(regenerated, copy) == [str(victim.relative_to(copy))]
+
+
+# --- independent reader --------------------------------------------------------------------
+def _board_facts():
+    code = ("import json, pcbnew, sys\n"
+            "b = pcbnew.LoadBoard(sys.argv[1])\n"
+            "bb = b.GetBoardEdgesBoundingBox()\n"
+            "holes = []\n"
+            "for f in b.GetFootprints():\n"
+            "    for p in f.Pads():\n"
+            "        if p.HasHole() and p.GetAttribute() == pcbnew.PAD_ATTRIB_PTH:\n"
+            "            c = p.GetPosition(); holes.append((pcbnew.ToMM(c.x), -pcbnew.ToMM(c.y)))\n"
+            "for t in b.GetTracks():\n"
+            "    if t.GetClass() == 'PCB_VIA':\n"
+            "        c = t.GetPosition(); holes.append((pcbnew.ToMM(c.x), -pcbnew.ToMM(c.y)))\n"
+            "print(json.dumps({'w': pcbnew.ToMM(bb.GetWidth()), 'h': pcbnew.ToMM(bb.GetHeight()),"
+            " 'x0': pcbnew.ToMM(bb.GetX()), 'y0': -pcbnew.ToMM(bb.GetBottom()),"
+            " 'layers': b.GetCopperLayerCount(), 'pth': holes}))\n")
+    out = subprocess.run(["/usr/bin/python3", "-c", code, str(BOARD)], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def board():
+    return _board_facts()
+
+
+@pytest.fixture(scope="module")
+def jlc_zip_layers(tmp_path_factory):
+    from gerbonara import LayerStack
+
+    d = tmp_path_factory.mktemp("jlczip")
+    with zipfile.ZipFile(JLC / "open-meter-jlcpcb-gerbers.zip") as zf:
+        zf.extractall(d)
+    return LayerStack.open_dir(d), d
+
+
+def test_outline_matches_board(jlc_zip_layers, board):
+    stack, _ = jlc_zip_layers
+    (x0, y0), (x1, y1) = stack.outline.bounding_box(unit=_mm())
+    assert abs((x1 - x0) - board["w"]) < 0.25 and abs((y1 - y0) - board["h"]) < 0.25
+
+
+def _mm():
+    from gerbonara.utils import MM
+
+    return MM
+
+
+def test_two_copper_layers(jlc_zip_layers, board):
+    stack, _ = jlc_zip_layers
+    copper = [k for k in stack.graphic_layers if k[1] == "copper"]
+    assert len(copper) == 2 == board["layers"]
+
+
+def test_every_plated_hole_is_drilled(jlc_zip_layers, board):
+    from gerbonara import ExcellonFile
+
+    _, d = jlc_zip_layers
+    pth = [p for p in d.glob("*.drl") if "NPTH" not in p.name]
+    assert len(pth) == 1
+    drill = ExcellonFile.open(pth[0])
+    hits = []
+    for obj in drill.drills():
+        hits.append((_mm()(obj.x, obj.unit), _mm()(obj.y, obj.unit)))
+    for slot in drill.slots():  # oval holes (USB-C shell) are routed slots: use their centre
+        hits.append((_mm()((slot.x1 + slot.x2) / 2, slot.unit),
+                     _mm()((slot.y1 + slot.y2) / 2, slot.unit)))
+    missing = [h for h in board["pth"]
+               if not any(abs(h[0] - x) < 0.01 and abs(h[1] - y) < 0.01 for x, y in hits)]
+    assert board["pth"], "board has no plated holes?"
+    assert not missing, f"{len(missing)} plated holes not in the drill file, e.g. {missing[:3]}"
+
+
+def test_bom_and_cpl_agree_and_lcsc_numbers_are_valid():
+    bom = pd.read_csv(JLC / "open-meter-jlcpcb-bom.csv", keep_default_na=False)
+    cpl = pd.read_csv(JLC / "open-meter-jlcpcb-cpl.csv", keep_default_na=False)
+    assert list(bom.columns) == ["Comment", "Designator", "Footprint", "LCSC Part #"]
+    assert list(cpl.columns) == ["Designator", "Mid X", "Mid Y", "Layer", "Rotation"]
+    in_bom = [d for ds in bom["Designator"] for d in ds.split(",")]
+    assert len(in_bom) == len(set(in_bom))
+    assert set(in_bom) == set(cpl["Designator"])
+    assert all(len(ds.split(",")) <= 200 for ds in bom["Designator"])
+    assert all(re.fullmatch(r"C\d+", c) for c in bom["LCSC Part #"])
+
+
+def test_cpl_positions_inside_outline(jlc_zip_layers):
+    stack, _ = jlc_zip_layers
+    (x0, y0), (x1, y1) = stack.outline.bounding_box(unit=_mm())
+    cpl = pd.read_csv(JLC / "open-meter-jlcpcb-cpl.csv")
+    outside = [r.Designator for r in cpl.itertuples()
+               if not (x0 <= float(r._2[:-2]) <= x1 and y0 <= float(r._3[:-2]) <= y1)]
+    assert not outside, outside
+
+
+def test_pcbway_package_columns():
+    bom = pd.read_csv(PCBWAY / "open-meter-pcbway-bom.csv", keep_default_na=False)
+    assert list(bom.columns) == ["Item #", "Designator", "Qty", "Manufacturer", "Mfg Part #",
+                                 "Description / Value", "Footprint", "Type", "Notes"]
+    cen = pd.read_csv(PCBWAY / "open-meter-pcbway-centroid.csv")
+    assert list(cen.columns) == ["Designator", "Footprint", "Mid X(mm)", "Mid Y(mm)", "Layer",
+                                 "Rotation"]
+    with zipfile.ZipFile(PCBWAY / "open-meter-pcbway-gerbers.zip") as zf:
+        names = zf.namelist()
+        assert sum(n.endswith(".drl") for n in names) == 1
+        assert all(i.date_time == (2000, 1, 1, 0, 0, 0) for i in zf.infolist())
+
+
+def test_panel_drc_clean_and_zip_present():
+    drc = json.loads((PANEL / "open-meter-panel-drc.json").read_text())
+    assert drc["violations"] == [] and drc["unconnected"] == 0, drc
+    with zipfile.ZipFile(PANEL / "open-meter-panel-gerbers.zip") as zf:
+        assert any("Edge_Cuts" in n for n in zf.namelist())
+
+
+def test_gerbers_carry_no_date():
+    with zipfile.ZipFile(JLC / "open-meter-jlcpcb-gerbers.zip") as zf:
+        for n in zf.namelist():
+            text = zf.read(n).decode(errors="replace")
+            assert "2000-01-01" in text or not re.search(r"20\d\d-\d\d-\d\d", text), n
+            assert not re.search(r"2026-\d\d-\d\d", text), n
+
+
+# --- rotation table --------------------------------------------------------------------------
+def test_rotation_corrections():
+    table = fab.load_rotations()
+    assert fab.jlc_correction("Package_TO_SOT_SMD:SOT-223-3_TabPin2", table)[0] == 180
+    assert fab.jlc_correction("Package_TO_SOT_SMD:SOT-23-5", table)[0] == 180
+    assert fab.jlc_correction("Resistor_SMD:R_0603_1608Metric", table) == (0, 0, 0)
+    cpl = pd.read_csv(JLC / "open-meter-jlcpcb-cpl.csv")
+    pos = fab.positions(BOARD).set_index("ref")
+    u3 = cpl[cpl["Designator"] == "U3"].iloc[0]
+    assert float(u3["Rotation"]) == (pos.loc["U3", "rot"] + 180) % 360
+
+
+def test_bad_rotation_table_is_a_clear_error(tmp_path, monkeypatch):
+    bad = tmp_path / "rot.csv"
+    bad.write_text("pattern,rotation,dx,dy,source\n^SOT-(23,180,0,0,x\n")
+    with pytest.raises(DesignError, match=r"rot.csv row 2"):
+        fab.load_rotations(bad)
+
+
+def test_missing_board_is_a_clear_error(tmp_path):
+    with pytest.raises(DesignError, match="board missing"):
+        fab.build(tmp_path / "nope.kicad_pcb", tmp_path / "out")
+
+
+def test_summary_has_quote_inputs():
+    s = json.loads((GERBER_DIR / "fab-summary.json").read_text())
+    assert s["board"]["layers"] == 2 and s["board"]["width_mm"] > 20
+    assert s["bom_cost"]["qty100"]["total_per_meter"] > 0
+    assert (ROOT / "hardware" / "fab" / "panel.json").exists()
+    assert io  # keep the import honest for the zip helpers above
