@@ -41,7 +41,7 @@ firmware: circuit
 	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
 
 # --- docs ------------------------------------------------------------------------------------
-docs: circuit board firmware
+docs: circuit board fab firmware
 	$(PY) -m omd_server.openapi
 	$(PY) -m openmetering.docs build
 

@@ -72,9 +72,7 @@ INPUTS: tuple[Input, ...] = (
 # Inputs whose upstream stage has not landed yet: while listed here a missing file gives a
 # "not generated yet" notice on its page instead of failing the build. Final integration
 # (every stage runs before docs): PENDING = frozenset().
-PENDING: frozenset[str] = frozenset({
-    "pcb", "board_renders", "gerbers", "fab_summary", "router_comparison",
-})
+PENDING: frozenset[str] = frozenset()
 
 BY_KEY = {i.key: i for i in INPUTS}
 
