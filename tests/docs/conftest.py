@@ -85,10 +85,12 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while it is
+# open, which would break asyncio.run() in tests of other folders.
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (scripts/setup.sh installs it)")
+        pytest.fail(f"{CHROMIUM} not installed (scripts/setup.sh installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -1,6 +1,7 @@
 """Real uvicorn processes: kill -9 durability, 100 concurrent meters, the CLI."""
 
 import asyncio
+import concurrent.futures
 import re
 import sqlite3
 import subprocess
@@ -91,8 +92,11 @@ def test_100_concurrent_meters_lose_nothing(tmp_path, server_process):
     keys = _provision(cfg, meters)
     srv = server_process(cfg, workers=2)
     start = int(time.time()) - 3600
-    stats = asyncio.run(simulate.run(srv.url, keys, start, count=10, interval=10, batch=1,
-                                     images_every=5, max_connections=100))
+    # A thread of its own: asyncio.run() refuses to start inside another running loop
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        stats = pool.submit(asyncio.run, simulate.run(
+            srv.url, keys, start, count=10, interval=10, batch=1, images_every=5,
+            max_connections=100)).result()
     assert stats.errors == []
     assert stats.sent == 1000 and stats.stored == 1000 and stats.rejected == 0
     assert stats.images == 200
