@@ -28,7 +28,7 @@ from . import parts as catalogue
 from .errors import DesignError
 from .kicad import frozen_env, kicad_cli
 from .paths import BOARD, BOM_DIR, GERBER_DIR, HARDWARE, PARTS_TOML, ROOT
-from .repro import write_zip
+from .repro import write_text_if_changed, write_zip
 
 FAB_DIR = HARDWARE / "fab"
 # The panel preset (KiKit JSON, no comments possible there): 2x2 boards, rows alternating so
@@ -82,6 +82,11 @@ def board_part_ids(pcb: Path) -> dict[str, str]:
             "for f in b.GetFootprints():\n"
             "    out[f.GetReference()] = f.GetFieldText('PartID') if f.HasFieldByName('PartID') else ''\n"
             "print(json.dumps(out))\n")
+    return _pcbnew_json(code, pcb)
+
+
+def _pcbnew_json(code: str, pcb: Path):
+    """Run pcbnew code on a board in KiCad's own Python; it prints one JSON line."""
     proc = subprocess.run(["/usr/bin/python3", "-c", code, str(pcb)], capture_output=True,
                           text=True, env=frozen_env())
     if proc.returncode != 0:
@@ -232,7 +237,7 @@ def drc_report(pcb: Path, out_json: Path) -> dict:
                            if v.get("severity") != "error"),
         "unconnected": len(data.get("unconnected_items", [])),
     }
-    _write_text_if_changed(out_json, json.dumps(summary, indent=2) + "\n")
+    write_text_if_changed(out_json, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -242,14 +247,8 @@ def _copy_if_changed(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _write_text_if_changed(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-
-
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    _write_text_if_changed(path, df.to_csv(index=False, lineterminator="\n"))
+    write_text_if_changed(path, df.to_csv(index=False, lineterminator="\n"))
 
 
 def _sync_dir(staged: Path, dest: Path) -> list[Path]:
@@ -277,11 +276,7 @@ def board_outline(pcb: Path) -> dict:
             " 'min_track_mm': round(pcbnew.ToMM(s.m_TrackMinWidth), 3),"
             " 'min_clearance_mm': round(pcbnew.ToMM(s.m_MinClearance), 3),"
             " 'min_hole_mm': round(pcbnew.ToMM(s.m_MinThroughDrill), 3)}))\n")
-    proc = subprocess.run(["/usr/bin/python3", "-c", code, str(pcb)], capture_output=True,
-                          text=True, env=frozen_env())
-    if proc.returncode != 0:
-        raise DesignError(f"pcbnew cannot read {pcb}: {proc.stderr[-800:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _pcbnew_json(code, pcb)
 
 
 # --- the stage -----------------------------------------------------------------------------
@@ -335,7 +330,7 @@ def build(pcb: Path = BOARD, out: Path = GERBER_DIR, parts_path: Path = PARTS_TO
                       "unconnected": panel_drc["unconnected"]},
         "assembly_parts": int(len(rows)),
     }
-    _write_text_if_changed(out / "fab-summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text_if_changed(out / "fab-summary.json", json.dumps(summary, indent=2) + "\n")
     b = summary["board"]
     c = summary["bom_cost"]
     log(f"fab: {len(written)} files in {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}"

@@ -24,6 +24,7 @@ from pathlib import Path
 from .errors import DesignError
 from .kicad import kicad_cli
 from .paths import GENERATED_DOCS, KICAD_DIR, NETLIST, REPORTS_DIR, ROOT, SCHEMATIC
+from .repro import write_text_if_changed
 
 SCHEMATIC_DOCS = GENERATED_DOCS / "schematic"
 
@@ -132,17 +133,12 @@ def write_schematic(circuit, out_dir: Path) -> list[Path]:
         written = []
         for f in files:
             dest = out_dir / f.name
-            _write_if_changed(dest, normalise_schematic(f.read_text()))
+            write_text_if_changed(dest, normalise_schematic(f.read_text()))
             written.append(dest)
     for stale in out_dir.glob("open-meter*.kicad_sch"):
         if stale not in written:
             stale.unlink()
     return written
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
 
 
 def export_kicad_netlist(schematic: Path, out: Path) -> None:
@@ -153,7 +149,7 @@ def export_kicad_netlist(schematic: Path, out: Path) -> None:
         text = raw.read_text()
     # The source path is absolute: keep it relative to the repository.
     text = re.sub(r'\(source "[^"]*"\)', f'(source "{SCHEMATIC.relative_to(ROOT)}")', text)
-    _write_if_changed(out, text)
+    write_text_if_changed(out, text)
 
 
 def run_kicad_erc(schematic: Path) -> dict:
@@ -223,7 +219,7 @@ def build(kicad_dir: Path = KICAD_DIR, reports_dir: Path = REPORTS_DIR,
         "kicad_erc": kerc,
     }
     reports_dir.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(reports_dir / "erc.json", json.dumps(report, indent=2) + "\n")
+    write_text_if_changed(reports_dir / "erc.json", json.dumps(report, indent=2) + "\n")
     log(f"netlist: {netlist.relative_to(ROOT) if netlist.is_relative_to(ROOT) else netlist} "
         f"({report['parts']} parts, {report['nets']} nets); SKiDL ERC clean; KiCad ERC clean "
         f"({sum(w['count'] for w in kerc['waived'].values())} waived)")

@@ -9,17 +9,28 @@ from pathlib import Path
 FIXED_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
 
 
+def _member(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    info.create_system = 3
+    return info
+
+
+def write_text_if_changed(path: Path, text: str) -> None:
+    """Leave an unchanged file alone (its time too), so a rebuild touches only what changed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def write_zip(dest: Path, members: dict[str, bytes]) -> Path:
     """Write `members` (archive name -> bytes) to dest, sorted, with fixed metadata."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(dest.suffix + ".tmp")
     with zipfile.ZipFile(tmp, "w") as zf:
         for name in sorted(members):
-            info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            info.create_system = 3
-            zf.writestr(info, members[name])
+            zf.writestr(_member(name), members[name])
     tmp.replace(dest)
     return dest
 
@@ -41,9 +52,5 @@ def normalise_zip(path: Path, keep_order: bool = False) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with zipfile.ZipFile(tmp, "w") as zf:
         for name in names if keep_order else sorted(names):
-            info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            info.create_system = 3
-            zf.writestr(info, data[name])
+            zf.writestr(_member(name), data[name])
     tmp.replace(path)
