@@ -213,15 +213,12 @@ def check_power_pins(board: Board, cat) -> list[Finding]:
                 if net != rail:
                     out.append(Finding("power-rail", ref, f"{num} ({pin_id})",
                                        f"on {net}, must be on {rail}"))
-    for ref, p in sorted(board.parts.items()):
-        mod = p["fields"].get("Module")
-        if not mod or "sensor" not in cat[mod].facts:
-            continue
-        facts = cat[mod].facts
-        vcc = next(k for k, v in facts["header_pins"].items() if v == "VCC")
+    for ref, module in sensor_headers(board, cat):
+        facts = module.facts
+        vcc = header_pin(module, "VCC")
         if board.net_of(ref, vcc) != facts["sensor"]["supply"]:
             out.append(Finding("power-rail", ref, f"{vcc} (VCC)",
-                               f"{cat[mod].value} needs {facts['sensor']['supply']}, header "
+                               f"{module.value} needs {facts['sensor']['supply']}, header "
                                f"pin is on {board.net_of(ref, vcc)}"))
     return out
 
@@ -300,38 +297,54 @@ def rail_voltages(cat) -> dict[str, float]:
     return out
 
 
-def check_adc_range(board: Board, cat, pinmap) -> list[Finding]:
-    out = []
-    limit = cat.design["adc_max_v"]
-    res = _resistors(board, cat)
-    gpins = module_gpio_pins(board)
+def sensor_headers(board: Board, cat):
+    """(header ref, module catalogue entry) for each header that carries a sensor module."""
     for ref, p in sorted(board.parts.items()):
         mod = p["fields"].get("Module")
-        if not mod or "sensor" not in cat[mod].facts:
-            continue
-        facts = cat[mod].facts
-        out_pin = next(k for k, v in facts["header_pins"].items() if v == "OUT")
+        if mod and "sensor" in cat[mod].facts:
+            yield ref, cat[mod]
+
+
+def header_pin(module, role: str) -> str:
+    return next(k for k, v in module.facts["header_pins"].items() if v == role)
+
+
+def adc_full_scale(board: Board, cat, pinmap) -> list[dict]:
+    """For each sensor header: the ADC inputs its output reaches through resistors, and the
+    DC voltage there with the sensor at full scale (an empty `adc` list: reaches none)."""
+    res = _resistors(board, cat)
+    gpins = module_gpio_pins(board)
+    rails = rail_voltages(cat)
+    rows = []
+    for ref, module in sensor_headers(board, cat):
+        out_pin = header_pin(module, "OUT")
         out_net = board.net_of(ref, out_pin)
-        fixed = rail_voltages(cat)
-        fixed[out_net] = facts["sensor"]["vout_max_v"]
-        reached = False
+        full_scale = module.facts["sensor"]["vout_max_v"]
+        fixed = {**rails, out_net: full_scale}
+        row = {"header": ref, "module": module, "out_pin": out_pin, "out_net": out_net,
+               "full_scale_v": full_scale, "adc": []}
         for signal, (gpio, kind) in pinmap.PINS.items():
-            if kind != "adc":
-                continue
             adc_net = board.net_of(MODULE_REF, gpins[gpio])
-            if not _reachable(res, {out_net}, adc_net, through=set(rail_voltages(cat))):
-                continue
-            reached = True
-            v = solve_dc(res, fixed, adc_net)
+            if kind == "adc" and _reachable(res, {out_net}, adc_net, through=set(rails)):
+                row["adc"].append((signal, gpio, gpins[gpio], solve_dc(res, fixed, adc_net)))
+        rows.append(row)
+    return rows
+
+
+def check_adc_range(board: Board, cat, pinmap, rows=None) -> list[Finding]:
+    out = []
+    limit = cat.design["adc_max_v"]
+    for row in rows if rows is not None else adc_full_scale(board, cat, pinmap):
+        for signal, gpio, pin, v in row["adc"]:
             if v is None or v > limit:
-                out.append(Finding("adc-range", MODULE_REF, f"{gpins[gpio]} (IO{gpio})",
-                                   f"{cat[mod].value} at full scale "
-                                   f"({facts['sensor']['vout_max_v']} V on {ref} OUT) gives "
+                out.append(Finding("adc-range", MODULE_REF, f"{pin} (IO{gpio})",
+                                   f"{row['module'].value} at full scale "
+                                   f"({row['full_scale_v']} V on {row['header']} OUT) gives "
                                    f"{v if v is None else round(v, 3)} V on {signal}, ADC "
                                    f"limit {limit} V"))
-        if not reached:
-            out.append(Finding("adc-range", ref, out_pin,
-                               f"sensor output {out_net} reaches no ADC input through "
+        if not row["adc"]:
+            out.append(Finding("adc-range", row["header"], row["out_pin"],
+                               f"sensor output {row['out_net']} reaches no ADC input through "
                                f"resistors"))
     return out
 
@@ -456,28 +469,16 @@ def run_all(netlist: Path = NETLIST, parts_path: Path = PARTS_TOML,
     board = read_board(netlist)
     cat = catalogue.load(parts_path)
     pinmap = load_pinmap(pinmap_path)
+    rows = adc_full_scale(board, cat, pinmap)
     findings = (check_pinmap(board, pinmap) + check_reserved_pins(board, pinmap)
-                + check_power_pins(board, cat) + check_adc_range(board, cat, pinmap)
+                + check_power_pins(board, cat) + check_adc_range(board, cat, pinmap, rows)
                 + check_leds(board, cat) + check_regulators(board, cat))
-    res = _resistors(board, cat)
-    adc = {}
-    for signal, (gpio, kind) in pinmap.PINS.items():
-        if kind == "adc":
-            net = board.net_of(MODULE_REF, module_gpio_pins(board)[gpio])
-            for ref, p in board.parts.items():
-                mod = p["fields"].get("Module")
-                if mod and "sensor" in cat[mod].facts:
-                    out_pin = next(k for k, v in cat[mod].facts["header_pins"].items()
-                                   if v == "OUT")
-                    out_net = board.net_of(ref, out_pin)
-                    if _reachable(res, {out_net}, net, through=set(rail_voltages(cat))):
-                        fixed = rail_voltages(cat)
-                        fixed[out_net] = cat[mod].facts["sensor"]["vout_max_v"]
-                        v = solve_dc(res, fixed, net)
-                        adc[signal] = {"sensor": cat[mod].value, "header": ref,
-                                       "full_scale_v": cat[mod].facts["sensor"]["vout_max_v"],
-                                       "adc_pin_v": None if v is None else round(v, 3),
-                                       "limit_v": cat.design["adc_max_v"]}
+    adc = {signal: {"sensor": row["module"].value, "header": row["header"],
+                    "full_scale_v": row["full_scale_v"],
+                    "adc_pin_v": None if v is None else round(v, 3),
+                    "limit_v": cat.design["adc_max_v"]}
+           for row in rows for signal, _gpio, _pin, v in row["adc"]}
+    adc = {signal: adc[signal] for signal, (_g, kind) in pinmap.PINS.items() if signal in adc}
     summary = {"adc": adc, "regulators": regulator_report(board, cat),
                "rail_loads_ma": {k: round(v, 1) for k, v in
                                  sorted(_rail_loads(board, cat).items())},
