@@ -182,6 +182,17 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
         return JSONResponse({"stored": stored, "duplicates": len(results) - stored,
                              "results": items}, status_code=200)
 
+    async def read_json(request: Request):
+        """The request's JSON document, or the 4xx response that says why there is none."""
+        body = await _read_body(request, cfg.max_body_bytes)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            return ingest.parse_json(body)
+        except ingest.BadJson as exc:
+            stats["rejected_invalid"] += 1
+            return _err(400, [{"loc": ["body"], "msg": str(exc), "type": "json"}])
+
     reading_body = {
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": READING_SCHEMA_REF}}},
@@ -191,14 +202,9 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
     @app.post(TRANSPORT["reading"]["path"], tags=["ingest"], openapi_extra=reading_body,
               summary="Store one reading")
     async def post_reading(request: Request):
-        body = await _read_body(request, cfg.max_body_bytes)
-        if isinstance(body, JSONResponse):
-            return body
-        try:
-            doc = ingest.parse_json(body)
-        except ingest.BadJson as exc:
-            stats["rejected_invalid"] += 1
-            return _err(400, [{"loc": ["body"], "msg": str(exc), "type": "json"}])
+        doc = await read_json(request)
+        if isinstance(doc, JSONResponse):
+            return doc
         return await ingest_docs(request, [doc], batch=False)
 
     batch_body = {
@@ -211,14 +217,9 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
     @app.post(TRANSPORT["batch"]["path"], tags=["ingest"], openapi_extra=batch_body,
               summary="Store a batch of readings atomically (store-and-forward replay)")
     async def post_batch(request: Request):
-        body = await _read_body(request, cfg.max_body_bytes)
-        if isinstance(body, JSONResponse):
-            return body
-        try:
-            doc = ingest.parse_json(body)
-        except ingest.BadJson as exc:
-            stats["rejected_invalid"] += 1
-            return _err(400, [{"loc": ["body"], "msg": str(exc), "type": "json"}])
+        doc = await read_json(request)
+        if isinstance(doc, JSONResponse):
+            return doc
         docs = doc.get(BATCH_FIELD) if isinstance(doc, dict) else None
         if not isinstance(docs, list) or not docs:
             stats["rejected_invalid"] += 1
