@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import parts as catalogue
+from .cli import guarded
 from .errors import DesignError
 from .kicadnet import read_netlist
 from .paths import BOM_DIR, NETLIST, PARTS_TOML, ROOT
@@ -158,12 +159,7 @@ def main(argv=None) -> int:
     ap.add_argument("--netlist", type=Path, default=NETLIST)
     ap.add_argument("--parts", type=Path, default=PARTS_TOML)
     args = ap.parse_args(argv)
-    try:
-        write(args.out, args.netlist, args.parts)
-    except DesignError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return guarded(write, args.out, args.netlist, args.parts)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import parts as catalogue
+from .cli import guarded
 from .errors import DesignError
 from .kicad import frozen_env, kicad_cli
 from .paths import BOARD, BOM_DIR, GERBER_DIR, HARDWARE, PARTS_TOML, ROOT
@@ -347,12 +348,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pcb", type=Path, default=BOARD)
     ap.add_argument("--out", type=Path, default=GERBER_DIR)
     args = ap.parse_args(argv)
-    try:
-        build(args.pcb, args.out)
-    except DesignError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return guarded(build, args.pcb, args.out)
 
 
 if __name__ == "__main__":

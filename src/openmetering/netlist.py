@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cli import guarded
 from .errors import DesignError
 from .kicad import kicad_cli
 from .paths import GENERATED_DOCS, KICAD_DIR, NETLIST, REPORTS_DIR, ROOT, SCHEMATIC
@@ -233,12 +234,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reports-dir", type=Path, default=REPORTS_DIR)
     ap.add_argument("--no-docs", action="store_true", help="skip the schematic PDF/SVG")
     args = ap.parse_args(argv)
-    try:
-        build(args.kicad_dir, args.reports_dir, None if args.no_docs else SCHEMATIC_DOCS)
-    except DesignError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return guarded(build, args.kicad_dir, args.reports_dir, None if args.no_docs else SCHEMATIC_DOCS)
 
 
 if __name__ == "__main__":
