@@ -134,6 +134,9 @@ def test_one_version():
     typed = [rel(p) for p in PIPELINE + sorted((P.root / "server").rglob("*.py"))
              if re.search(r'__version__\s*=\s*"', p.read_text())]
     assert typed == []
+    # the device cannot read pyproject.toml: its copy must at least agree
+    fw = re.search(r'^FW = "([^"]+)"', (P.firmware / "main.py").read_text(), re.M)
+    assert fw and fw.group(1) == version, "firmware/main.py FW differs from pyproject's version"
 
 
 @pytest.mark.parametrize("spec", ["nonsense", "omd_circuit.top:nope", "no_such_module:build"])
