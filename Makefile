@@ -6,52 +6,48 @@ OMD     := $(PY) -m openmetering
 PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
-.PHONY: all setup circuit netlist bom assertions board fab firmware docs test bench \
-        bench-firmware bench-server serve simulate lint lock clean
+.PHONY: all setup rebuild check-stamps circuit netlist bom assertions board render fab \
+        firmware esphome accuracy openapi diagrams docs site test bench bench-firmware \
+        bench-server bench-build serve simulate lint lock clean
 
-all: circuit board fab firmware docs
+# Every stage declares its inputs and outputs in src/openmetering/pipeline.py; `omd build`
+# runs the stale ones (content stamps in stamps/, committed) on both cores and skips the rest,
+# so `make` with nothing changed starts no stage. A target builds what it names and what that
+# needs.
+all: setup
+	$(OMD) build
 
-setup: $(STAMP)
-$(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.json
-	scripts/setup.sh
-	@mkdir -p $(dir $@) && touch $@
+rebuild: setup  # every stage, stamps ignored, the board routed from scratch
+	$(OMD) build --force --from-scratch
 
-# --- hardware: circuit -> netlist + BOM -> board -> fab ----------------------------------
-circuit: netlist bom assertions
+check-stamps: setup  # exit 1 unless every committed stamp describes the tree
+	$(OMD) build --check
 
-netlist: setup
-	$(OMD) netlist
-
-bom: netlist
-	$(OMD) bom
+circuit: setup
+	$(OMD) build netlist bom assertions
 
 # the design assertions include the pin rules (firmware/pinmap.py against the netlist);
 # `python -m firmware.tools.pincheck` runs the same rules from the firmware side
-assertions: netlist
-	$(OMD) assertions
+netlist bom assertions render fab esphome accuracy openapi diagrams site: setup
+	$(OMD) build $@
 
-board: circuit
-	$(OMD) board build
-	$(OMD) board render
+board: setup
+	$(OMD) build board render
 
-fab: board
-	$(OMD) fab
+firmware: setup
+	$(OMD) build esphome accuracy
 
-# --- firmware ------------------------------------------------------------------------------
-firmware: circuit
-	$(PY) -m firmware.tools.gen_esphome
-	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
-
-# --- docs ------------------------------------------------------------------------------------
-docs: circuit board fab firmware
-	$(PY) -m omd_server.openapi
-	$(OMD) docs build
+docs: setup
+	$(OMD) build site
 
 # --- tests and benchmarks --------------------------------------------------------------------
 test: setup
 	$(PYTEST) -q
 
 bench: bench-firmware bench-server
+
+bench-build: setup  # no-op and one-line-change build times, and KiBot on the same outputs
+	$(PY) -m openmetering.buildbench
 
 bench-firmware: setup
 	$(PY) -m firmware.tools.bench

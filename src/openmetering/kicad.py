@@ -23,7 +23,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import clock
@@ -81,6 +82,25 @@ def env(paths: ProjectPaths | None = None, extra: Mapping[str, str] | None = Non
     return out
 
 
+def jobs() -> int:
+    """How many programs to run at once: one per core."""
+    return os.cpu_count() or 1
+
+
+def pool() -> ThreadPoolExecutor:
+    """Threads that each wait on one program, one per core: independent KiCad calls of a
+    stage run side by side."""
+    return ThreadPoolExecutor(max_workers=jobs())
+
+
+def concurrently(*calls: Callable) -> list:
+    """Run independent calls (each one or more programs) side by side; their results in
+    order. The first failure is raised once the others have finished."""
+    with pool() as p:
+        futures = [p.submit(c) for c in calls]
+        return [f.result() for f in futures]
+
+
 def _tail(proc_out: str | bytes | None) -> str:
     if isinstance(proc_out, bytes):
         proc_out = proc_out.decode(errors="replace")
@@ -105,6 +125,25 @@ def run(argv: Sequence[str], *, what: str, cwd: Path | None = None,
         raise ToolError(f"{what} failed (exit {proc.returncode}): {' '.join(map(str, argv))}\n"
                         f"{_tail(proc.stdout)}{_tail(proc.stderr)}")
     return proc
+
+
+def stream(argv: Sequence[str], *, what: str, cwd: Path | None = None,
+           env: Mapping[str, str] | None = None, on_line=print) -> int:
+    """Run a program, handing each line of its output (stdout and stderr together) to
+    `on_line` as it comes; returns the exit status."""
+    exe = argv[0]
+    if os.sep not in exe and shutil.which(exe) is None:
+        raise ToolError(f"{what}: '{exe}' not found on PATH (scripts/setup.sh installs it)")
+    try:
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env) if env is not None else None,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", bufsize=1)
+    except OSError as e:
+        raise ToolError(f"{what}: cannot run {exe}: {e.strerror}") from None
+    with proc:
+        for line in proc.stdout:
+            on_line(line.rstrip("\n"))
+    return proc.returncode
 
 
 def cli(*args: str | Path, cwd: Path | None = None, check: bool = True,
