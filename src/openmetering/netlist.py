@@ -22,7 +22,7 @@ from . import circuit as design
 from . import kicad
 from .errors import CheckFailed, DesignError
 from .paths import ProjectPaths, project
-from .repro import write_text_if_changed
+from .repro import copy_if_changed, write_text_if_changed
 
 # SKiDL ERC warnings we accept, each with its reason. Anything else fails the build.
 ERC_WAIVERS: list[tuple[str, str]] = []
@@ -119,14 +119,15 @@ def write_schematic(circuit, out_dir: Path) -> list[Path]:
     return written
 
 
-def export_kicad_netlist(schematic: Path, out: Path, source: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "k.net"
-        kicad.cli("sch", "export", "netlist", "--format", "kicadsexpr", "-o", raw,
-                  schematic.name, cwd=schematic.parent)
-        text = raw.read_text()
+def export_kicad_netlist(schematic: Path, out: Path) -> None:
+    """KiCad's own netlist of the schematic (its source path is the caller's to fix)."""
+    kicad.cli("sch", "export", "netlist", "--format", "kicadsexpr", "-o", out,
+              schematic.name, cwd=schematic.parent)
+
+
+def write_netlist(raw: Path, out: Path, source: str) -> None:
     # The source path is absolute (and here a temporary copy): name the repository's file.
-    text = re.sub(r'\(source "[^"]*"\)', f'(source "{source}")', text)
+    text = re.sub(r'\(source "[^"]*"\)', f'(source "{source}")', raw.read_text())
     write_text_if_changed(out, text)
 
 
@@ -151,16 +152,26 @@ def run_kicad_erc(schematic: Path) -> dict:
                        for k, n in sorted(waived.items())}}
 
 
-def export_schematic_docs(schematic: Path, out_dir: Path) -> None:
+def export_schematic_pdf(schematic: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     kicad.cli("sch", "export", "pdf", "-o", out_dir / f"{schematic.stem}-schematic.pdf",
               schematic.name, cwd=schematic.parent)
-    with tempfile.TemporaryDirectory() as tmp:
-        kicad.cli("sch", "export", "svg", "-o", tmp, schematic.name, cwd=schematic.parent)
-        for old in out_dir.glob("*.svg"):
+
+
+def export_schematic_svg(schematic: Path, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kicad.cli("sch", "export", "svg", "-o", out_dir, schematic.name, cwd=schematic.parent)
+
+
+def sync_pictures(staged: Path, out_dir: Path) -> None:
+    """The schematic's PDF and SVGs as staged, unchanged files left alone, stale ones gone."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in staged.iterdir()}
+    for old in out_dir.iterdir():
+        if old.is_file() and old.name not in names:
             old.unlink()
-        for svg in sorted(Path(tmp).glob("*.svg")):
-            shutil.copyfile(svg, out_dir / svg.name)
+    for p in sorted(staged.iterdir()):
+        copy_if_changed(p, out_dir / p.name)
 
 
 def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> dict:
@@ -177,17 +188,26 @@ def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> di
     # KiCad reads the project file (.kicad_pro, the board's net classes and rule severities)
     # beside a schematic: work on a copy of the sheets alone, so every output here is a
     # function of the circuit only.
+    # ERC, the netlist and the pictures are independent KiCad calls: side by side, into a
+    # scratch folder; nothing reaches the tree unless ERC passes.
     with tempfile.TemporaryDirectory() as tmp:
+        sheets, staged = Path(tmp) / "sheets", Path(tmp) / "pictures"
+        sheets.mkdir()
         for sheet in paths.kicad.glob(f"{paths.name}*.kicad_sch"):
-            shutil.copyfile(sheet, Path(tmp) / sheet.name)
-        schematic = Path(tmp) / paths.schematic.name
-        kerc = run_kicad_erc(schematic)
+            shutil.copyfile(sheet, sheets / sheet.name)
+        schematic = sheets / paths.schematic.name
+        raw = Path(tmp) / "kicad.net"
+        kerc, *_ = kicad.concurrently(
+            lambda: run_kicad_erc(schematic),
+            lambda: export_kicad_netlist(schematic, raw),
+            *([lambda: export_schematic_pdf(schematic, staged),
+               lambda: export_schematic_svg(schematic, staged)] if docs else []))
         if kerc["violations"]:
             raise CheckFailed("KiCad schematic ERC failed:\n  " + "\n  ".join(kerc["violations"]))
         canonical = ProjectPaths.at(paths.root)
-        export_kicad_netlist(schematic, paths.netlist, canonical.rel(canonical.schematic))
+        write_netlist(raw, paths.netlist, canonical.rel(canonical.schematic))
         if docs:
-            export_schematic_docs(schematic, paths.schematic_pictures)
+            sync_pictures(staged, paths.schematic_pictures)
 
     report = {
         "parts": len([p for p in circuit.parts if not p.ref.startswith("#")]),
