@@ -165,6 +165,8 @@ for _r in PHASE_REGS["Ugain"] + PHASE_REGS["Igain"]:
 # Read/clear registers: 80H..AFH energy [DS Table-5, "R/C"; Table-11 "cleared after read"].
 RC_FIRST = const(0x80)
 RC_LAST = const(0xAF)
+# Measurement registers B0H..FFH are read-only [DS Table-5, type R].
+MEAS_FIRST = const(0xB0)
 # Read-only registers the host cannot write [DS Table-5].
 READ_ONLY = (EMMSTATE0, EMMSTATE1, LASTSPIDATA, CRCERRSTATUS)
 

@@ -82,7 +82,10 @@ class Chip:
         self.noise_v = noise_v
         self.t = 0.0
         self.samples = 0  # 8 kHz sample counter (chip time base)
-        self.faults = {"miso_stuck": None, "flip_read_bits": 0, "drop_writes": False}
+        # fault injection: a stuck MISO line, bits flipped in the next n read replies
+        # (the chip itself read correctly, so LastSPIData holds the true value), lost writes
+        self.faults = {"miso_stuck": None, "flip_read_bits": 0, "flip_reads": 0,
+                       "drop_writes": False}
         self.reset()
 
     # --- reset and register file -------------------------------------------------------------
@@ -131,8 +134,9 @@ class Chip:
         if word & F.READ_FLAG:
             val = self._read(addr)
             out = val
-            if self.faults["flip_read_bits"]:
+            if self.faults["flip_read_bits"] and self.faults["flip_reads"] != 0:
                 out ^= self.faults["flip_read_bits"]
+                self.faults["flip_reads"] -= 1
             return bytes([0, 0, (out >> 8) & 0xFF, out & 0xFF])[:len(tx)]
         if clocks == 32 and len(tx) >= 4 and not self.faults["drop_writes"]:
             self._write(addr, (tx[2] << 8) | tx[3])
@@ -154,7 +158,7 @@ class Chip:
             if val == F.SOFTRESET_KEY:
                 self.reset()
             return
-        if addr in F.READ_ONLY or F.RC_FIRST <= addr <= F.RC_LAST or addr >= 0xB0:
+        if addr in F.READ_ONLY or F.RC_FIRST <= addr <= F.RC_LAST or addr >= F.MEAS_FIRST:
             return
         if addr == F.CFGREGACCEN:
             self.regs[addr] = val
