@@ -80,6 +80,7 @@ def average(meter, wait_ms, idx, reads=8):
     ch = _ch(meter, idx)
     p = ch["phase"]
     s = {"u32": 0, "i32": 0, "p32": 0, "q32": 0}
+    wait_ms(1000)  # the load may have just been switched: let two 16-cycle windows pass
     for _ in range(reads):
         wait_ms(400)  # one 16-cycle window is 320 ms at 50 Hz [DS 3.6]
         s["u32"] += c.read32(g["Urms"][p], g["UrmsLSB"][p])
