@@ -258,7 +258,9 @@ def markdown(seed, tables, wrap):
     ]
     worst = None
     for title, rows in tables:
-        lines += ["## " + title, "", HEADER, RULE]
+        ok = sum(1 for r in rows if abs(r["after"]["e"]) <= r["lim05"])
+        lines += ["## " + title, "", "Class 0.5S on %d of %d rows." % (ok, len(rows)), "",
+                  HEADER, RULE]
         for r in rows:
             lines.append(fmt_row(r))
             margin = abs(r["after"]["e"]) / r["lim05"]

@@ -66,6 +66,7 @@ INPUTS: tuple[Input, ...] = (
     Input("server_readme", "server/README.md", "server"),
     Input("firmware_readme", "firmware/README.md", "firmware"),
     Input("accuracy", "docs/generated/accuracy.md", "firmware (accuracy table)"),
+    Input("accuracy_chip", "docs/generated/accuracy-chip.md", "firmware (rev B accuracy table)"),
     Input("router_comparison", "docs/generated/router-comparison.md", "board stage (router comparison)"),
 )
 
@@ -78,7 +79,7 @@ BY_KEY = {i.key: i for i in INPUTS}
 
 # Pages other stages write straight into docs/generated/; the mkdocs hook stands in for them
 # while they are pending so the nav stays valid.
-FOREIGN_PAGES = ("accuracy", "router_comparison")
+FOREIGN_PAGES = ("accuracy", "accuracy_chip", "router_comparison")
 
 
 class MissingInput(SystemExit):
