@@ -216,7 +216,7 @@ def test_ledger_survives_power_cut_and_torn_write(tmp_path):
     again = meter.Ledger(str(tmp_path) + "/chip-energy", 2)
     assert (again.mj, again.seq) == newest
     # tear the newest slot: boot falls back one interval, never past it
-    slot = Path(str(tmp_path) + "/chip-energy.%d" % (led.rec.gen % led.rec.slots))
+    slot = Path(f"{tmp_path}/chip-energy.{led.rec.gen % led.rec.slots}")
     slot.write_bytes(slot.read_bytes()[:10])
     again = meter.Ledger(str(tmp_path) + "/chip-energy", 2)
     assert (again.mj, again.seq) == saved

@@ -97,7 +97,7 @@ def run_micropython(tmp_path):
                 reply = rig.chip.transfer(binascii.unhexlify(line[1:]))
                 p.stdin.write(binascii.hexlify(reply).decode() + "\n")
             elif line == "T":
-                p.stdin.write("%d\n" % rig.clock.ticks_ms())
+                p.stdin.write(f"{rig.clock.ticks_ms()}\n")
             elif line.startswith("S"):
                 rig.sleep_ms(int(line[1:]))
                 p.stdin.write("ok\n")
@@ -105,7 +105,7 @@ def run_micropython(tmp_path):
                 set_load(rig, float(line[1:]))
                 p.stdin.write("ok\n")
             elif line == "P":
-                p.stdin.write("%r\n" % abs(rig.true_power(1)))
+                p.stdin.write(f"{abs(rig.true_power(1))!r}\n")
             else:
                 raise AssertionError("unexpected line from micropython: " + line)
             p.stdin.flush()
