@@ -20,36 +20,7 @@ import meter  # noqa: E402
 
 from sim import sensors  # noqa: E402
 from sim.m90e32as import Chip, CSPin, SPIBus  # noqa: E402
-
-PERIOD = 1 << 30  # MicroPython's ticks period on the ESP32-S3 (extmod/modtime.c)
-
-
-class WrapTicks:
-    """ticks_ms / ticks_diff / ticks_add with the ESP32 port's 2**30 wrap (modtime.c formulas)."""
-
-    MASK = PERIOD - 1
-    HALF = PERIOD >> 1
-
-    def __init__(self, start_ms=0):
-        self.now = start_ms & self.MASK
-        self.wraps = 0
-
-    def ticks_ms(self):
-        return self.now
-
-    def ticks_diff(self, a, b):
-        return ((a - b + self.HALF) & self.MASK) - self.HALF
-
-    def ticks_add(self, t, delta):
-        if not -self.HALF < delta < self.HALF:
-            raise OverflowError("ticks interval overflow")
-        return (t + delta) & self.MASK
-
-    def advance(self, ms):
-        before = self.now
-        self.now = (self.now + int(ms)) & self.MASK
-        if self.now < before:
-            self.wraps += 1
+from sim.ticks import PERIOD, WrapTicks  # noqa: E402,F401  (PERIOD: re-exported for tests)
 
 
 class Rig:
