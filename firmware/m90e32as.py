@@ -201,6 +201,9 @@ FREQ_PHI_DIV = const(512)
 PHI_DELAY_V = const(1 << 15)
 PHI_CYCLES_MASK = const(0x00FF)
 PHI_CLOCK_HZ = 2048000  # delay unit: one 2.048 MHz cycle [DS PhiA]
+# IRQ0MergeCfg: OR the WarnOut (CRC error) and IRQ1 states onto the IRQ0 pin [DS IRQ0MergeCfg]
+IRQ0_WARN_OR = const(1 << 1)
+IRQ0_IRQ1_OR = const(1 << 0)
 # EMMState0 [DS EMMState0]
 ST0_OI = (1 << 15, 1 << 14, 1 << 13)
 ST0_OV = (1 << 12, 1 << 11, 1 << 10)

@@ -190,6 +190,7 @@ def config_writes(cfg):
         (F.FREQLOTH, (hz - 3) * 100),
         (F.FREQHITH, (hz + 3) * 100),
         (F.F0, hz * 100),
+        (F.IRQ0MERGECFG, F.IRQ0_WARN_OR | F.IRQ0_IRQ1_OR),  # one IRQ line carries all events
         (F.PSTARTTH, threshold_reg(cfg["noload_w"], kmax)),
         (F.QSTARTTH, threshold_reg(cfg["noload_w"], kmax)),
         (F.PPHASETH, threshold_reg(cfg["noload_w"], kmax)),
