@@ -41,6 +41,7 @@ fab: board
 firmware: circuit
 	$(PY) -m firmware.tools.gen_esphome
 	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
+	$(PY) -m firmware.tools.bench_chip --out docs/generated/accuracy-chip.md > /dev/null
 
 # --- docs ------------------------------------------------------------------------------------
 docs: circuit board fab firmware
@@ -55,6 +56,7 @@ bench: bench-firmware bench-server
 
 bench-firmware: setup
 	$(PY) -m firmware.tools.bench
+	$(PY) -m firmware.tools.bench_chip
 
 bench-server: setup
 	$(PY) -m omd_server.bench
