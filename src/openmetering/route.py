@@ -190,28 +190,8 @@ def _reset(tree, off, levels, pos, value):
         tree[j] = m
 
 
-@njit(nogil=True, cache=True)
-def _grow(tree, refs, levels, count):
-    nl = levels + 1
-    off = _tree_offsets(nl)
-    new = np.full(off[nl + 1], np.inf)
-    new[:count] = tree[:count]
-    for lv in range(1, nl + 1):
-        for p in range(off[lv + 1] - off[lv]):
-            base = off[lv - 1] + (p << _SH)
-            m = new[base]
-            for k in range(1, _FAN):
-                x = new[base + k]
-                if x < m:
-                    m = x
-            new[off[lv] + p] = m
-    nrefs = np.full(1 << (_SH * nl), -1, np.intp)
-    nrefs[:count] = refs[:count]
-    return new, nrefs, off, nl
-
-
 @njit(nogil=True, cache=True, error_model="numpy")
-def _lowest_path(codes, table, starts, is_end, moves, lengths):
+def _lowest_path(codes, table, starts, is_end, moves, lengths, levels):
     Z, R, C = codes.shape
     # cells in one padded flat array, the layers of a grid cell side by side (a step between
     # layers stays in the cache line), a border of blocked cells instead of bounds tests
@@ -232,7 +212,8 @@ def _lowest_path(codes, table, starts, is_end, moves, lengths):
         step[k] = (moves[k, 1] * Cp + moves[k, 2]) * Zp + moves[k, 0]
     back = np.full(N, -1, np.int8)  # move that reached a cell (-1: a start)
     slot = np.full(N, -1, np.int32)  # a queued cell's leaf in the tree
-    levels = 3
+    # the queue holds at most 8**levels cells: the caller retries with a deeper tree when the
+    # front outgrows it (the visiting order does not depend on the depth)
     off = _tree_offsets(levels)
     tree = np.full(off[levels + 1], np.inf)
     refs = np.full(1 << (_SH * levels), -1, np.intp)
@@ -243,7 +224,7 @@ def _lowest_path(codes, table, starts, is_end, moves, lengths):
         leaf = slot[ref]
         if leaf == -1:
             if count == refs.shape[0]:
-                tree, refs, off, levels = _grow(tree, refs, levels, count)
+                return np.zeros((0, 3), np.intp), False
             leaf = count
             refs[leaf] = ref
             slot[ref] = leaf
@@ -290,14 +271,14 @@ def _lowest_path(codes, table, starts, is_end, moves, lengths):
                     back[ni] = k
             else:
                 if count == refs.shape[0]:
-                    tree, refs, off, levels = _grow(tree, refs, levels, count)
+                    return np.zeros((0, 3), np.intp), False
                 refs[count] = ni
                 slot[ni] = count
                 _lower(tree, off, levels, count, total)
                 count += 1
                 back[ni] = k
     if found < 0:
-        return np.zeros((0, 3), np.intp)
+        return np.zeros((0, 3), np.intp), True
     n = 1
     p = found
     while back[p] != -1:
@@ -311,7 +292,17 @@ def _lowest_path(codes, table, starts, is_end, moves, lengths):
         out[m, 0], out[m, 1], out[m, 2] = z, r - 1, c - 1
         if m:
             p -= step[back[p]]
-    return out
+    return out, True
+
+
+def _search_cells(codes, table, starts, is_end):
+    # a tree of 8**levels leaves, about one for every 16 cells: this board's widest fronts fit
+    levels = max(3, math.ceil(math.log(max(codes.size, 1) / 16, _FAN)))
+    while True:
+        path, fitted = _lowest_path(codes, table, starts, is_end, MOVES, MOVE_LENGTHS, levels)
+        if fitted:
+            return path
+        levels += 1
 
 
 def lowest_path(cost, starts, is_end):
@@ -342,7 +333,7 @@ def lowest_path(cost, starts, is_end):
     table[: len(values)] = values
     if not len(starts):
         return np.zeros((0, 3), np.intp)
-    return _lowest_path(codes, table, starts, is_end, MOVES, MOVE_LENGTHS)
+    return _search_cells(codes, table, starts, is_end)
 
 
 # ---------------------------------------------------------------- geometry
@@ -757,7 +748,7 @@ class Router:
             return None
         is_end = np.zeros(codes.shape, dtype=bool)
         is_end[tuple(ends.T)] = True
-        path = _lowest_path(codes, self.step_costs, starts, is_end, MOVES, MOVE_LENGTHS)
+        path = _search_cells(codes, self.step_costs, starts, is_end)
         if not len(path):
             return None
         # back to global (layer 0/1, row, col); drop the via-plane steps
