@@ -126,8 +126,8 @@ class Result:
 #   * the same visiting order among equal costs. skimage's heap keeps its entries in one array
 #     (a push appends, a pop moves the last entry into the hole) and pops the entry of lowest
 #     cost that sits *leftmost* in that array. The tournament tree below keeps the same array
-#     and answers the same question, with 8 children a node instead of 2 (six levels instead of
-#     eighteen for this board's fronts, each level one cache line);
+#     and answers the same question, with 8 children a node instead of 2 (seven levels instead
+#     of eighteen for this board's fronts, the children of a node in one cache line);
 #   * the same rules: starts pushed at cost 0 in the caller's order, a cell is final when popped,
 #     it stops at the first end popped, a cheaper arrival replaces the predecessor.
 # What it does not copy: skimage compares each popped cell against the whole list of ends and
@@ -296,8 +296,9 @@ def _lowest_path(codes, table, starts, is_end, moves, lengths, levels):
 
 
 def _search_cells(codes, table, starts, is_end):
-    # a tree of 8**levels leaves, about one for every 16 cells: this board's widest fronts fit
-    levels = max(3, math.ceil(math.log(max(codes.size, 1) / 16, _FAN)))
+    # a tree of 8**levels leaves, at least one for every 4 cells: this board's widest fronts
+    # (up to a tenth of the window) fit without a retry, and a deeper tree costs little
+    levels = max(3, math.ceil(math.log(max(codes.size, 1) / 4, _FAN)))
     while True:
         path, fitted = _lowest_path(codes, table, starts, is_end, MOVES, MOVE_LENGTHS, levels)
         if fitted:
