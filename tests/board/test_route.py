@@ -4,6 +4,7 @@ could not route."""
 import numpy as np
 import pytest
 
+from openmetering import pathsearch as PS
 from openmetering import route as R
 
 
@@ -199,7 +200,7 @@ def test_random_two_pin_nets_never_violate_clearance(seed):
 def skimage_path(cost, starts, ends):
     from skimage.graph import MCP_Geometric
 
-    mcp = MCP_Geometric(cost, offsets=[tuple(m) for m in R.MOVES], fully_connected=False)
+    mcp = MCP_Geometric(cost, offsets=[tuple(m) for m in PS.MOVES], fully_connected=False)
     costs, _ = mcp.find_costs([tuple(s) for s in starts], ends=[tuple(e) for e in ends],
                               find_all_ends=False)
     ec = costs[tuple(np.asarray(ends).T)]
