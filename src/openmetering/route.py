@@ -18,7 +18,8 @@ autorouter) leave shorts, clearance errors or unrouted fine-pitch nets on this k
 * a connection that finds no path searches again treating foreign *tracks* as expensive
   instead of solid, rips up the nets it crossed and queues them again (bounded).
 
-Everything is in millimetres; y grows downwards as in KiCad. Nothing here imports pcbnew.
+Everything is in millimetres; y grows downwards as in KiCad. The router imports no pcbnew (only
+the benchmark does, through the board stage, to place the board it routes).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import numpy as np
 VERSION = "omd-route 1"  # part of the board's input hash: bump when routing output changes
 
 F, B = 0, 1  # copper layers
-INF = np.inf
 
 
 @dataclass

@@ -253,3 +253,12 @@ def test_lowest_path_reports_no_path_and_rejects_bad_costs():
         R.lowest_path(-cost, [(0, 0, 0)], np.ones(cost.shape, dtype=bool))
     with pytest.raises(ValueError):
         R.lowest_path(cost, [(3, 0, 0)], np.ones(cost.shape, dtype=bool))
+
+
+def test_bench_times_every_run_and_checks_they_agree():
+    pads = [pad("R1", "1", "A", 2, 4), pad("R2", "1", "A", 8, 4),
+            pad("R3", "1", "B", 5, 1), pad("R4", "1", "B", 5, 7)]
+    out = R.bench(runs=2, problem=problem(pads), log=lambda m: None)
+    assert [r["unrouted"] for r in out["runs"]] == [0, 0]
+    assert all(r["wall_s"] >= 0 and r["tracks"] > 0 for r in out["runs"])
+    assert out["deterministic"] and out["runs"][0]["digest"] == out["runs"][1]["digest"]
