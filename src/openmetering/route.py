@@ -688,19 +688,36 @@ def route(prob: Problem, max_ripups: int = 60) -> Result:
     return Router(prob).route(max_ripups=max_ripups)
 
 
+# ---------------------------------------------------------------- public clearance API
+# What the board builder needs beyond routing: a thin layer over the internals above, so
+# callers do not reach into them.
+
+
+def polygon_distance(px, py, poly) -> np.ndarray:
+    """Distance (mm) from points (arrays px, py) to a simple polygon, 0 inside."""
+    return _poly_dist(px, py, poly)
+
+
+def clearance_map(rt: Router, net: str | None = None) -> np.ndarray:
+    """Distance (mm) from every grid cell centre to the nearest copper of nets other than
+    `net` (None: all copper, obstacles included), per layer: shape (2, rows, cols)."""
+    rows, cols = rt.p.shape
+    return rt._foreign(net, (0, rows, 0, cols))
+
+
 # ---------------------------------------------------------------- benchmark
 
 
 def board_problem():
     """The committed board's routing problem, placed as `board build` places it (needs pcbnew)."""
-    from openmetering import board
+    from openmetering.board import build, routing
+    from openmetering.board.layout import load_spec
+    from openmetering.paths import project
 
-    spec = board.load_spec()
-    b = board.Builder(board.source_netlist(board.NETLIST), spec)
-    for step in (b.design_settings, b.footprints, b.outline, b.place, b.keepouts, b.trim_silk,
-                 b.silkscreen):
-        step()
-    return b.routing_problem(h=spec["routing"]["grid"]), spec["routing"]["max_ripups"]
+    paths = project()
+    spec = load_spec(paths.placement)
+    lay = build.place_board(spec, build.source_netlist(paths))
+    return routing.problem(lay, h=spec["routing"]["grid"]), spec["routing"]["max_ripups"]
 
 
 def bench(runs: int = 3, problem=None, max_ripups: int = 60, log=print) -> dict:
