@@ -7,7 +7,7 @@ PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup circuit netlist bom assertions board fab firmware docs test bench \
-        bench-firmware bench-server serve simulate lint lock clean
+        bench-firmware bench-server bench-route serve simulate lint lock clean
 
 all: circuit board fab firmware docs
 
@@ -52,7 +52,7 @@ docs: circuit board fab firmware
 test: setup
 	$(PYTEST) -q
 
-bench: bench-firmware bench-server
+bench: bench-firmware bench-server bench-route
 
 bench-firmware: setup
 	$(PY) -m firmware.tools.bench
@@ -60,6 +60,9 @@ bench-firmware: setup
 
 bench-server: setup
 	$(PY) -m omd_server.bench
+
+bench-route: setup  # the board routed from scratch 3 times: seconds per run, medians, same result
+	$(PY) -m openmetering.route --bench
 
 # --- running the LAN server -------------------------------------------------------------------
 serve: setup
