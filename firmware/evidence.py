@@ -8,6 +8,7 @@
 # octal PSRAM (the N8R8 needs it for frame buffers); lemariva's targets ESP32/IDF 4 only.
 # A missing camera (no module in the firmware, no sensor on the FPC) is reported, not fatal.
 import pinmap
+import ticks
 
 
 def camera_kwargs(frame_size="VGA", quality=12):
@@ -51,7 +52,8 @@ class Evidence:
     def __init__(self, cam, upload, every_s, clock, status=""):
         self.cam = cam
         self.upload = upload
-        self.every = every_s * 1000
+        # a schedule must stay measurable by ticks_diff (< PERIOD/2, 6.2 days)
+        self.every = min(every_s * 1000, ticks.HALF // 2)
         self.clock = clock
         self.status = status if cam is not None else (status or "camera: missing")
         self.last = None
@@ -64,7 +66,8 @@ class Evidence:
 
     def due(self):
         now = self.clock()
-        return self.requested or self.last is None or now - self.last >= self.every
+        return (self.requested or self.last is None
+                or ticks.elapsed(now, self.last) >= self.every)
 
     def poll(self):
         """Capture + upload if due. Returns the SHA-256 hex of an uploaded image or None."""
