@@ -231,7 +231,7 @@ def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device w
     cam, cam_status = (None, "camera: disabled")
     if cfg["camera"]["enabled"]:
         cam, cam_status = evidence.open_camera(cfg["camera"]["frame_size"],
-                                               cfg["camera"]["jpeg_quality"])
+                                               cfg["camera"]["jpeg_quality_pct"])
     print(cam_status)
     # upload=None: App fills in its signed upload from contract/transport.json
     ev = evidence.Evidence(cam, None, cfg["camera"]["every_s"], ticks.ticks_ms, cam_status)
