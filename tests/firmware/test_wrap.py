@@ -152,6 +152,17 @@ def test_evidence_schedule_across_the_wrap(start):
     assert [s - first for s in shots] == [k * 3600_000 for k in range(6)]
 
 
+def test_evidence_schedule_longer_than_ticks_can_measure_is_bounded():
+    clock = ws.WrapClock(PERIOD - 5000)
+    ev = evidence.Evidence(object(), None, 30 * 86400, clock)  # a photo a month: not measurable
+    ev.last, ev.requested = clock(), False
+    assert ev.every == HALF // 2
+    clock.advance(HALF // 2 - 1)
+    assert not ev.due()
+    clock.advance(1)
+    assert ev.due()
+
+
 @pytest.mark.parametrize("gap", [HALF - 1, HALF, HALF + 86_400_000, PERIOD - 1000, PERIOD,
                                  PERIOD + 5000, 7 * 86_400_000, 30 * 86_400_000])
 def test_gap_longer_than_ticks_can_measure_books_bounded_energy(tmp_path, ct, gap):
