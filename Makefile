@@ -7,8 +7,8 @@ PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup rebuild check-stamps circuit netlist bom assertions board render fab \
-        firmware esphome accuracy openapi diagrams docs site test bench bench-firmware \
-        bench-server bench-build serve simulate lint lock clean
+        firmware esphome accuracy accuracy-chip openapi diagrams docs site test bench \
+        bench-firmware bench-server bench-route bench-build serve simulate lint lock clean
 
 # Every stage declares its inputs and outputs in src/openmetering/pipeline.py; `omd build`
 # runs the stale ones (content stamps in stamps/, committed) on both cores and skips the rest,
@@ -17,25 +17,32 @@ STAMP   := .venv/.setup/ok
 all: setup
 	$(OMD) build
 
+setup: $(STAMP)
+$(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.json
+	scripts/setup.sh
+	@mkdir -p $(dir $@) && touch $@
+
 rebuild: setup  # every stage, stamps ignored, the board routed from scratch
 	$(OMD) build --force --from-scratch
 
 check-stamps: setup  # exit 1 unless every committed stamp describes the tree
 	$(OMD) build --check
 
+# --- hardware: circuit -> netlist + BOM -> board -> fab ----------------------------------
 circuit: setup
 	$(OMD) build netlist bom assertions
 
 # the design assertions include the pin rules (firmware/pinmap.py against the netlist);
 # `python -m firmware.tools.pincheck` runs the same rules from the firmware side
-netlist bom assertions render fab esphome accuracy openapi diagrams site: setup
+netlist bom assertions render fab esphome accuracy accuracy-chip openapi diagrams site: setup
 	$(OMD) build $@
 
 board: setup
 	$(OMD) build board render
 
+# --- firmware and docs -------------------------------------------------------------------
 firmware: setup
-	$(OMD) build esphome accuracy
+	$(OMD) build esphome accuracy accuracy-chip
 
 docs: setup
 	$(OMD) build site
@@ -44,16 +51,20 @@ docs: setup
 test: setup
 	$(PYTEST) -q
 
-bench: bench-firmware bench-server
+bench: bench-firmware bench-server bench-route
 
 bench-build: setup  # no-op and one-line-change build times, and KiBot on the same outputs
 	$(PY) -m openmetering.buildbench
 
 bench-firmware: setup
 	$(PY) -m firmware.tools.bench
+	$(PY) -m firmware.tools.bench_chip
 
 bench-server: setup
 	$(PY) -m omd_server.bench
+
+bench-route: setup  # the board routed from scratch 3 times: seconds per run, medians, same result
+	$(PY) -m openmetering.route --bench
 
 # --- running the LAN server -------------------------------------------------------------------
 serve: setup

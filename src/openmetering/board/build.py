@@ -43,6 +43,7 @@ from . import project as kicad_project
 from .layout import Layout, load_spec
 
 FROM_SCRATCH, UPDATED = "from scratch", "updated"
+ROUTER_MODULES = ("route", "pathsearch")  # the router's own modules (src/openmetering/)
 DESIGN_KEYS = ("spec_sha256", "rules_sha256", "builder_sha256")
 
 
@@ -52,10 +53,10 @@ def design(paths: ProjectPaths) -> dict[str, str]:
     checks: a change there that moved a track would fail the forced regeneration of the
     tests), with the locked packages and KiCad's version."""
     root = paths.root
-    board = root / "src" / "openmetering" / "board"
+    src = root / "src" / "openmetering"
     code = [f for f in stamps.code_closure(root, ["openmetering.board.build"])
-            if f.parent == board and f.stem not in ("render", "facts")]
-    code += stamps.code_closure(root, ["openmetering.route"])
+            if f.parent == src / "board" and f.stem not in ("render", "facts")]
+    code += [src / f"{m}.py" for m in ROUTER_MODULES if (src / f"{m}.py").is_file()]
     h = hashlib.sha256()
     for f in sorted(set(code)) + [root / "requirements.lock"]:
         h.update(f"{f.relative_to(root).as_posix()}\0{stamps.file_sha256(f)}\0".encode())
@@ -77,7 +78,8 @@ def read_record(paths: ProjectPaths) -> dict | None:
 
 def place_board(spec: dict, netlist: Path, keep: dict | None = None) -> Layout:
     """Footprints from the netlist, placed (those in `keep` where the committed board has
-    them), with outline, keep-outs and silkscreen: the board the router gets."""
+    them), with outline, keep-outs and silkscreen: the board the router gets (the router's
+    benchmark places it the same way)."""
     lay = Layout(netlist, spec)
     kicad_project.design_settings(lay)
     lay.add_footprints()
