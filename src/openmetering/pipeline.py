@@ -51,6 +51,7 @@ class Stage:
     committed: bool = True  # outputs (and so the stamp) are in git
     force_args: tuple[str, ...] = ()  # added when forced
     scratch_args: tuple[str, ...] = ()  # added for --from-scratch
+    quiet: bool = False  # its output is a report it also writes: shown only when it fails
     dynamic_inputs: Callable[[ProjectPaths], Iterable[Path]] | None = field(default=None,
                                                                            compare=False)
 
@@ -104,11 +105,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("accuracy", ("-m", "firmware.tools.bench", "--no-speed", "--out",
                        "docs/generated/accuracy.md"),
           inputs=("firmware/**/*.py",), outputs=("docs/generated/accuracy.md",),
-          tools=("python",)),
+          tools=("python",), quiet=True),
     Stage("accuracy-chip", ("-m", "firmware.tools.bench_chip", "--out",
                             "docs/generated/accuracy-chip.md"),
           inputs=("firmware/**/*.py",), outputs=("docs/generated/accuracy-chip.md",),
-          tools=("python",)),
+          tools=("python",), quiet=True),
     Stage("openapi", ("-m", "omd_server.openapi"),
           inputs=("server/omd_server", "contract", "pyproject.toml"),
           outputs=("server/openapi.json",), tools=("python",)),
@@ -204,10 +205,19 @@ def run(names: Iterable[str] = (), paths: ProjectPaths | None = None, force: boo
         if from_scratch:
             argv += stage.scratch_args
         t0 = time.perf_counter()
+        held: list[str] = []
+
+        def line(text: str) -> None:
+            if stage.quiet:
+                held.append(text)
+            else:
+                say(f"[{stage.name}] {text}")
+
         rc = kicad.stream(argv, what=f"stage {stage.name}", cwd=paths.root,
-                          env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                          on_line=lambda line: say(f"[{stage.name}] {line}"))
+                          env=dict(os.environ, PYTHONUNBUFFERED="1"), on_line=line)
         if rc != 0:
+            for text in held[-40:]:
+                say(f"[{stage.name}] {text}")
             raise CheckFailed(f"stage {stage.name} failed (exit {rc})")
         record(stage, paths, inputs)
         say(f"[{stage.name}] done in {time.perf_counter() - t0:.1f} s")
