@@ -18,11 +18,13 @@ Failures raise `ToolError` with the command and the end of its output. Other pro
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,25 +49,47 @@ def libfaketime() -> Path:
     return found[0]
 
 
+_EMPTY_SCH = '(kicad_sch (version 20250114) (generator "eeschema") (paper "A4"))\n'
+_EMPTY_PCB = '(kicad_pcb (version 20241229) (generator "pcbnew"))\n'
+
+
 def config_home(paths: ProjectPaths | None = None) -> Path:
-    """The private KiCad configuration home, with KiCad's stock library tables in it."""
+    """The private KiCad configuration home, with KiCad's stock library tables in it.
+
+    KiCad writes its settings files there on first use. Several KiCad programs run side by
+    side, and two of them creating the same file at once can read each other's half-written
+    JSON: so the first caller (under a lock, across processes) lets KiCad write them all
+    once, from empty files, before any real work."""
     home = (paths or project()).kicad_config
     versioned = home / VERSION_DIR
+    ready = versioned / ".ready"
+    if ready.exists():
+        return home
     versioned.mkdir(parents=True, exist_ok=True)
-    for table in ("sym-lib-table", "fp-lib-table"):
-        dest = versioned / table
-        if not dest.exists():
+    with open(home / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ready.exists():  # another process did it while we waited
+            return home
+        for table in ("sym-lib-table", "fp-lib-table"):
             src = TEMPLATE_DIR / table
             if not src.is_file():
                 raise ToolError(f"{src} missing: install KiCad 9 (scripts/setup.sh)")
-            tmp = dest.with_suffix(f".{os.getpid()}.tmp")
-            shutil.copyfile(src, tmp)
-            tmp.replace(dest)
+            shutil.copyfile(src, versioned / table)
+        environment = _frozen(home)
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            (work / "e.kicad_sch").write_text(_EMPTY_SCH)
+            (work / "e.kicad_pcb").write_text(_EMPTY_PCB)
+            for args in (("sch", "export", "netlist", "-o", "e.net", "e.kicad_sch"),
+                         ("pcb", "export", "pos", "-o", "e.pos", "e.kicad_pcb"),
+                         ("pcb", "render", "-o", "e.png", "e.kicad_pcb")):
+                run(["kicad-cli", *args], what="KiCad settings set-up", cwd=work,
+                    env=environment)
+        ready.write_text("")
     return home
 
 
-def env(paths: ProjectPaths | None = None, extra: Mapping[str, str] | None = None) -> dict:
-    """The environment of every KiCad call."""
+def _frozen(home: Path) -> dict:
     out = dict(os.environ)
     out.update(LIBRARY_VARS)
     out.update({
@@ -74,9 +98,15 @@ def env(paths: ProjectPaths | None = None, extra: Mapping[str, str] | None = Non
         # timeouts and progress inside KiCad keep a real monotonic clock
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         "TZ": "UTC",
-        "KICAD_CONFIG_HOME": str(config_home(paths)),
+        "KICAD_CONFIG_HOME": str(home),
         "PYTHONHASHSEED": "0",
     })
+    return out
+
+
+def env(paths: ProjectPaths | None = None, extra: Mapping[str, str] | None = None) -> dict:
+    """The environment of every KiCad call."""
+    out = _frozen(config_home(paths))
     if extra:
         out.update(extra)
     return out
