@@ -27,7 +27,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +54,19 @@ class Stage:
     quiet: bool = False  # its output is a report it also writes: shown only when it fails
     dynamic_inputs: Callable[[ProjectPaths], Iterable[Path]] | None = field(default=None,
                                                                            compare=False)
+    # inputs that are not whole files: name -> digest of the part of a file the stage reads
+    digests: Callable[[ProjectPaths], dict[str, str]] | None = field(default=None,
+                                                                     compare=False)
 
     def stamp_path(self, paths: ProjectPaths) -> Path:
         return (paths.stamps if self.committed else paths.build / "stamps") / f"{self.name}.json"
+
+
+def _board_pictures(paths: ProjectPaths) -> dict[str, str]:
+    """The renders show the board, not its hidden fields (value, MPN, LCSC...)."""
+    from .board import facts
+
+    return {f"visible:{paths.rel(paths.pcb)}": facts.visible_digest(paths.pcb)}
 
 
 def _docs_inputs(paths: ProjectPaths) -> list[Path]:
@@ -93,7 +103,7 @@ STAGES: tuple[Stage, ...] = (
           code=("openmetering.board.build",), tools=(*KICAD, "kicad-footprints"),
           force_args=("--force",), scratch_args=("--from-scratch",)),
     Stage("render", (*OMD, "board", "render"), after=("board",),
-          inputs=BOARD[:2], outputs=("docs/generated/board",),
+          inputs=BOARD[1:2], digests=_board_pictures, outputs=("docs/generated/board",),
           code=("openmetering.board.render",), tools=(*KICAD, "kicad-packages3d")),
     Stage("fab", (*OMD, "fab"), after=("board", "bom"),
           inputs=(*BOARD, "hardware/parts.toml", "hardware/board/jlcpcb-rotations.csv",
@@ -130,18 +140,19 @@ STAGES: tuple[Stage, ...] = (
 BY_NAME = {s.name: s for s in STAGES}
 
 
-def selected(names: Iterable[str]) -> list[Stage]:
+def selected(names: Iterable[str], table: Sequence[Stage] = STAGES) -> list[Stage]:
     """The named stages and everything upstream of them, in the table's order."""
+    by_name = {s.name: s for s in table}
     want: set[str] = set()
-    todo = list(names) or list(BY_NAME)
+    todo = list(names) or list(by_name)
     while todo:
         n = todo.pop()
-        if n not in BY_NAME:
-            raise DesignError(f"unknown stage '{n}' (stages: {', '.join(BY_NAME)})")
+        if n not in by_name:
+            raise DesignError(f"unknown stage '{n}' (stages: {', '.join(by_name)})")
         if n not in want:
             want.add(n)
-            todo += BY_NAME[n].after
-    return [s for s in STAGES if s.name in want]
+            todo += by_name[n].after
+    return [s for s in table if s.name in want]
 
 
 # ---------------------------------------------------------------- what a stage depends on
@@ -158,6 +169,8 @@ def input_files(stage: Stage, paths: ProjectPaths) -> list[Path]:
 def input_hashes(stage: Stage, paths: ProjectPaths) -> dict[str, str]:
     out = stamps.hash_files(paths.root, input_files(stage, paths))
     out.update({f"tool:{t}": stamps.tool_version(t) for t in stage.tools})
+    if stage.digests:
+        out.update(stage.digests(paths))
     return out
 
 
@@ -185,10 +198,10 @@ def record(stage: Stage, paths: ProjectPaths, inputs: dict[str, str]) -> None:
 
 def run(names: Iterable[str] = (), paths: ProjectPaths | None = None, force: bool = False,
         from_scratch: bool = False, jobs: int | None = None, explain: bool = False,
-        log=print) -> dict[str, str]:
+        log=print, table: Sequence[Stage] = STAGES) -> dict[str, str]:
     """Bring the selected stages up to date; returns stage -> "current" | "ran"."""
     paths = paths or project()
-    todo = selected(names)
+    todo = selected(names, table)
     jobs = jobs or os.cpu_count() or 1
     result: dict[str, str] = {}
     failed: list[str] = []
@@ -259,11 +272,12 @@ def run(names: Iterable[str] = (), paths: ProjectPaths | None = None, force: boo
     return result
 
 
-def check(paths: ProjectPaths | None = None, log=print) -> list[str]:
+def check(paths: ProjectPaths | None = None, log=print,
+          table: Sequence[Stage] = STAGES) -> list[str]:
     """Stages whose committed stamp does not describe the tree (exit 1 if any)."""
     paths = paths or project()
     stale = []
-    for stage in STAGES:
+    for stage in table:
         if stage.committed:
             _, reasons = status(stage, paths)
             if reasons:
@@ -272,7 +286,7 @@ def check(paths: ProjectPaths | None = None, log=print) -> list[str]:
         log(line)
     if stale:
         raise CheckFailed(f"{len(stale)} stage(s) stale: run `make`")
-    log(f"all {sum(s.committed for s in STAGES)} committed stages current")
+    log(f"all {sum(s.committed for s in table)} committed stages current")
     return stale
 
 
