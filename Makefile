@@ -54,6 +54,7 @@ test: setup
 bench: bench-firmware bench-server bench-route
 
 bench-build: setup  # no-op and one-line-change build times, and KiBot on the same outputs
+	tools/kibot/setup.sh
 	$(PY) -m openmetering.buildbench
 
 bench-firmware: setup
