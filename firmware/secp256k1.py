@@ -188,8 +188,9 @@ def address(d):
 
 def checksum_address(addr):
     """EIP-55 mixed-case hex of a 20-byte address, '0x' prefixed."""
-    import keccak
     from binascii import hexlify
+
+    import keccak
 
     h = hexlify(addr).decode()
     kh = hexlify(keccak.keccak256(h.encode())).decode()
