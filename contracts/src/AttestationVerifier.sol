@@ -122,6 +122,9 @@ contract AttestationVerifier is EIP712, AccessControl {
             energy.mint(m.owner, mintedMj);
             mintedMg = carbon.mintForEnergy(m.owner, m.gridZone, mintedMj);
         }
+        // the calls above go to this contract's own immutable tokens (plain OpenZeppelin ERC20,
+        // no hooks), after every state change: nothing can re-enter between them and the event
+        // slither-disable-next-line reentrancy-events
         emit Minted(a.meterId, m.owner, mintedMj, mintedMg);
     }
 
@@ -135,17 +138,21 @@ contract AttestationVerifier is EIP712, AccessControl {
         m = registry.meter(a.meterId);
         if (m.device == address(0)) revert UnknownMeter(a.meterId);
         if (m.revoked) revert MeterRevoked(a.meterId);
+        // the third value only details `err`, which is checked; a malleable (high-s), v not
+        // 27/28, wrong-length or zero-address signature is an error here, never a signer
+        // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
         if (err != ECDSA.RecoverError.NoError || signer != m.device) {
             revert InvalidDeviceSignature(a.meterId, signer);
         }
         if (a.intervalEnd <= a.intervalStart) revert InvalidInterval(a.intervalStart, a.intervalEnd);
         // the device's clock, not the validator's, is what this bounds: seconds of leeway are harmless
-        // slither-disable-next-line timestamp
+        // slither-disable-start timestamp
         // forge-lint: disable-next-line(block-timestamp)
         if (a.intervalEnd > block.timestamp + maxFutureSkew) {
             revert FutureInterval(a.intervalEnd, block.timestamp);
         }
+        // slither-disable-end timestamp
         if (a.intervalStart < m.commissionedAt) {
             revert IntervalBeforeCommissioning(a.intervalStart, m.commissionedAt);
         }

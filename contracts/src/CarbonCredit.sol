@@ -101,13 +101,17 @@ contract CarbonCredit is ERC20, AccessControl {
         Zone storage z = _zones[id];
         if (address(z.feed) == address(0)) revert UnknownGridZone(id);
         uint256 updatedAt;
+        // startedAt and answeredInRound are deprecated in AggregatorV3Interface; updatedAt is
+        // what tells a stale answer
+        // slither-disable-next-line unused-return
         (roundId, answer,, updatedAt,) = z.feed.latestRoundData();
         // a feed's age is judged in hours and days: validators' seconds of leeway do not matter
-        // slither-disable-next-line timestamp
+        // slither-disable-start timestamp
         // forge-lint: disable-next-line(block-timestamp)
         if (updatedAt == 0 || updatedAt > block.timestamp || block.timestamp - updatedAt > z.maxAge) {
             revert StaleEmissionFactor(id, updatedAt, z.maxAge);
         }
+        // slither-disable-end timestamp
         dec = z.feed.decimals();
         // casting to uint256 is safe: answer > 0 is checked first
         // forge-lint: disable-next-line(unsafe-typecast)
@@ -165,6 +169,7 @@ contract CarbonCredit is ERC20, AccessControl {
     }
 
     function retirement(uint256 id) external view returns (Retirement memory) {
+        // slither-disable-next-line timestamp (an index bound, not a time comparison)
         if (id >= _retirements.length) revert UnknownRetirement(id);
         return _retirements[id];
     }
