@@ -72,6 +72,45 @@ def build(quiet: bool = True) -> None:
         print(r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "forge build: ok")
 
 
+def forge_test(*args: str) -> subprocess.CompletedProcess:
+    """forge test (unit, fuzz, invariant) in contracts/; the caller checks the result."""
+    return subprocess.run([tool("forge"), "test", *args], cwd=CONTRACTS, capture_output=True,
+                          text=True)
+
+
+SLITHER = ROOT / ".venv-slither" / "bin" / "slither"
+
+
+def slither(project: Path = CONTRACTS) -> list[dict[str, Any]]:
+    """Slither's findings on the project's sources (not its dependencies or tests).
+
+    The build goes to a temporary folder (slither's own compile step would run `forge clean`
+    on contracts/out), and slither runs from its own venv (it pins web3 < 8)."""
+    import tempfile
+
+    if not SLITHER.exists():
+        raise ChainError(f"{SLITHER} missing: run scripts/setup.sh (slither venv)")
+    with tempfile.TemporaryDirectory(prefix="omd-slither-") as tmp:
+        r = subprocess.run([tool("forge"), "build", "--build-info", "--skip", "./test/**",
+                            "--skip", "./script/**", "--out", f"{tmp}/out", "--cache-path",
+                            f"{tmp}/cache"], cwd=project, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ChainError("forge build for slither failed:\n" + r.stderr[-3000:])
+        env = dict(os.environ, PATH=f"{NODE_BIN}:{os.environ.get('PATH', '')}")
+        r = subprocess.run([str(SLITHER), ".", "--foundry-ignore-compile",
+                            "--foundry-out-directory", f"{tmp}/out", "--filter-paths",
+                            "node_modules", "--json", f"{tmp}/slither.json"], cwd=project,
+                           env=env, capture_output=True, text=True)
+        try:
+            doc = json.loads(Path(f"{tmp}/slither.json").read_text())
+        except (OSError, ValueError):
+            raise ChainError("slither produced no report:\n" + r.stdout[-2000:]
+                             + r.stderr[-3000:]) from None
+    if not doc.get("success"):
+        raise ChainError(f"slither failed: {doc.get('error')}")
+    return doc.get("results", {}).get("detectors", [])
+
+
 def artifact(name: str) -> dict[str, Any]:
     """ABI and creation bytecode of a contract from forge's output (build() first)."""
     hits = sorted(OUT.glob(f"*/{name}.json"))
