@@ -5,13 +5,14 @@ PY      := .venv/bin/python
 PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
-.PHONY: all setup circuit netlist bom assertions board fab firmware docs test bench \
-        bench-firmware bench-server serve simulate lint lock clean
+.PHONY: all setup circuit netlist bom assertions board fab firmware contracts chain docs test \
+        bench bench-firmware bench-server serve simulate lint lock clean
 
-all: circuit board fab firmware docs
+all: circuit board fab firmware contracts docs
 
 setup: $(STAMP)
-$(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.json
+$(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.json \
+          tools/slither/requirements.lock
 	scripts/setup.sh
 	@mkdir -p $(dir $@) && touch $@
 
@@ -40,8 +41,18 @@ firmware: circuit
 	$(PY) -m firmware.tools.gen_esphome
 	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
 
+# --- contracts and the local chain ----------------------------------------------------------
+contracts: setup
+	$(PY) -m omd_server.attestation vectors
+	$(PY) -m openmetering.chain build
+	$(PY) -m openmetering.chain gas-report --out docs/generated/gas-report.md
+
+# anvil on 127.0.0.1:8545, state in var/chain/, deployment file var/chain/local.json; Ctrl-C stops
+chain: setup
+	$(PY) -m openmetering.chain up
+
 # --- docs ------------------------------------------------------------------------------------
-docs: circuit board fab firmware
+docs: circuit board fab firmware contracts
 	$(PY) -m omd_server.openapi
 	$(PY) -m openmetering.docs build
 
@@ -71,6 +82,8 @@ lock: setup
 	(echo "# esphome==$$(.venv-esphome/bin/pip show esphome | sed -n 's/^Version: //p')"; \
 	 echo "# Constraints for the project venv, from 'pip freeze --local' on Debian 12 (regenerate: make lock)"; \
 	 .venv/bin/pip freeze --local --exclude-editable) > requirements.lock
+	(echo "# Slither's own venv (it pins web3 < 8), from 'pip freeze --local' (regenerate: make lock)"; \
+	 .venv-slither/bin/pip freeze --local) > tools/slither/requirements.lock
 
 clean:
 	rm -rf site build tests/artifacts

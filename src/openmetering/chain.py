@@ -152,8 +152,12 @@ class Anvil:
             cmd += ["--state", str(self.state_file), "--state-interval", "2"]
         if self.timestamp is not None:
             cmd += ["--timestamp", str(self.timestamp)]
+        if self.log is not None:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        if out is not subprocess.DEVNULL:
+            out.close()  # the child holds its own descriptor
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -196,7 +200,7 @@ def decode_error(data: str | bytes, abis: list[list[dict[str, Any]]] | None = No
     """'Name(arg, ...)' of a custom-error revert, from the contracts' ABIs (web3 8 gives the raw
     revert data in ContractCustomError.data)."""
     from eth_abi import decode
-    from eth_utils import keccak
+    from eth_utils import keccak, to_checksum_address
 
     raw = bytes.fromhex(data[2:] if isinstance(data, str) and data.startswith("0x") else data) \
         if isinstance(data, str) else bytes(data)
@@ -210,7 +214,9 @@ def decode_error(data: str | bytes, abis: list[list[dict[str, Any]]] | None = No
             sig = f"{e['name']}({','.join(types)})"
             if keccak(sig.encode())[:4] == raw[:4]:
                 args = decode(types, raw[4:])
-                shown = ["0x" + a.hex() if isinstance(a, bytes) else str(a) for a in args]
+                shown = ["0x" + a.hex() if isinstance(a, bytes) else
+                         to_checksum_address(a) if t == "address" else str(a)
+                         for a, t in zip(args, types, strict=True)]
                 return f"{e['name']}({', '.join(shown)})"
     return "0x" + raw.hex()
 
@@ -340,7 +346,7 @@ def up(port: int = 8545, state: Path = CHAIN_DIR / "anvil-state.json",
        out: Path = DEPLOYMENT) -> None:  # pragma: no cover - long-running command
     """Run anvil in the foreground with state in a file; deploy unless already deployed."""
     build(quiet=False)
-    anvil = Anvil(port=port, state_file=state, log=CHAIN_DIR / "anvil.log").start()
+    anvil = Anvil(port=port, state_file=state, log=state.parent / "anvil.log").start()
     try:
         dep = None
         if out.exists():
@@ -349,12 +355,12 @@ def up(port: int = 8545, state: Path = CHAIN_DIR / "anvil-state.json",
                 dep = None
         if dep is None:
             dep = deploy(anvil.url, out)
-            print(f"deployed; addresses in {out}")
+            print(f"deployed; addresses in {out}", flush=True)
         else:
-            print(f"chain state reloaded from {state}; deployment {out} is current")
+            print(f"chain state reloaded from {state}; deployment {out} is current", flush=True)
         for n in ("MeterRegistry", "AttestationVerifier", "EnergyToken", "CarbonCredit"):
-            print(f"  {n:20s} {dep['contracts'][n]['address']}")
-        print(f"anvil on {anvil.url} (chain id {dep['chain_id']}); Ctrl-C stops it")
+            print(f"  {n:20s} {dep['contracts'][n]['address']}", flush=True)
+        print(f"anvil on {anvil.url} (chain id {dep['chain_id']}); Ctrl-C stops it", flush=True)
         while anvil.proc.poll() is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
