@@ -6,7 +6,7 @@ PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup circuit netlist bom assertions board fab firmware contracts chain docs test \
-        bench bench-firmware bench-server serve simulate lint lock clean
+        bench bench-firmware bench-server bench-attest serve simulate lint lock clean
 
 all: circuit board fab firmware contracts docs
 
@@ -60,13 +60,17 @@ docs: circuit board fab firmware contracts
 test: setup
 	$(PYTEST) -q
 
-bench: bench-firmware bench-server
+bench: bench-firmware bench-server bench-attest
 
 bench-firmware: setup
 	$(PY) -m firmware.tools.bench
 
 bench-server: setup
 	$(PY) -m omd_server.bench
+
+# one attestation's digest + signature on the MicroPython unix port, ESP32-S3 estimate
+bench-attest: setup
+	$(PY) -m firmware.tools.bench_attest --out docs/generated/signature-cost.md
 
 # --- running the LAN server -------------------------------------------------------------------
 serve: setup

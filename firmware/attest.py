@@ -117,6 +117,11 @@ class Attestor:
         self.domain = dom
         self.domain_sep = eip712.hash_struct(self.types, "EIP712Domain", dom)
         self.meter_id = meter_id
+        # constant words of every struct hash: the type hash and the meter id's hash
+        self._known = {"": eip712.type_hash(self.types, self.primary)}
+        for f in self.types[self.primary]:
+            if f["name"] == "meterId":
+                self._known["meterId"] = eip712.encode_value(f["type"], meter_id)
         self.key = key
         self.address = secp256k1.checksum_address(secp256k1.address(key))
         self.period = interval_s
@@ -198,8 +203,9 @@ class Attestor:
                 "firstReadingSeq": rec[5], "readingCount": rec[6], "readingsRoot": rec[7]}
 
     def digest(self, message):
+        known = self._known if message["meterId"] == self.meter_id else None
         return eip712.digest(self.domain_sep,
-                             eip712.hash_struct(self.types, self.primary, message))
+                             eip712.hash_struct(self.types, self.primary, message, known))
 
     def body(self, rec):
         """Wire JSON (bytes) of a record: the message, the domain's chainId/verifyingContract,

@@ -67,6 +67,9 @@ INPUTS: tuple[Input, ...] = (
     Input("firmware_readme", "firmware/README.md", "firmware"),
     Input("accuracy", "docs/generated/accuracy.md", "firmware (accuracy table)"),
     Input("router_comparison", "docs/generated/router-comparison.md", "board stage (router comparison)"),
+    Input("attestation", "contract/attestation.json", "attestation contract"),
+    Input("gas_report", "docs/generated/gas-report.md", "contracts (python -m openmetering.chain gas-report)"),
+    Input("signature_cost", "docs/generated/signature-cost.md", "firmware (make bench-attest)"),
 )
 
 # Inputs whose upstream stage has not landed yet: while listed here a missing file gives a
@@ -78,7 +81,7 @@ BY_KEY = {i.key: i for i in INPUTS}
 
 # Pages other stages write straight into docs/generated/; the mkdocs hook stands in for them
 # while they are pending so the nav stays valid.
-FOREIGN_PAGES = ("accuracy", "router_comparison")
+FOREIGN_PAGES = ("accuracy", "router_comparison", "gas_report", "signature_cost")
 
 
 class MissingInput(SystemExit):
@@ -302,6 +305,34 @@ def gen_reading(root: Path) -> str:
         out.append("\n### Canonical encoding and signature\n\n")
         out.append(table(["Aspect", "Rule"], [[k, v] for k, v in canon.items()]))
     return "".join(out)
+
+
+def gen_attestation(root: Path) -> str:
+    spec = load_json(root, "attestation")
+    e = spec["eip712"]
+    rows = [[Raw(f"`{m['name']}`"), Raw(f"`{m['type']}`"), spec["fields"].get(m["name"], "")]
+            for m in e["types"][e["primaryType"]]]
+    dom = ", ".join(f"{k} = `{v}`" for k, v in e["domain"].items())
+    out = [spec["description"] + "\n\n",
+           f"EIP-712 domain: {dom}, plus chainId and verifyingContract from the deployment "
+           "file.\n\n",
+           table(["Member", "EIP-712 type", "Meaning"], rows), "\n",
+           table(["Merkle tree", "Rule"], [[k, v] for k, v in spec["merkle"].items()]), "\n",
+           table(["Wire format", "Rule"], [["body", spec["wire"]["description"]],
+                                           ["signature", spec["wire"]["signature"]],
+                                           ["integers", spec["wire"]["server_max_uint_why"]]])]
+    return "".join(out)
+
+
+def gen_units(root: Path) -> str:
+    u = load_json(root, "attestation")["units"]
+    e, c = u["energy_token"], u["carbon_credit"]
+    return table(["Token", "Symbol", "Decimals", "Base unit", "Conversion"], [
+        ["EnergyToken", Raw(f"`{e['symbol']}`"), e["decimals"], e["base_unit"],
+         f"1 kWh = {e['kwh']:,} {e['symbol']}"],
+        ["CarbonCredit", Raw(f"`{c['symbol']}`"), c["decimals"], c["base_unit"],
+         f"{c['display_unit']}; {c['formula']}"],
+    ])
 
 
 def gen_homeassistant(root: Path) -> str:
@@ -847,6 +878,8 @@ def generate(root: Path = ROOT, pending: frozenset[str] = PENDING) -> None:
     frag("pinmap", "pinmap", lambda: gen_pinmap(root, missing))
     frag("reading-schema", "schema", lambda: gen_reading(root))
     frag("homeassistant", "homeassistant", lambda: gen_homeassistant(root))
+    frag("attestation", "attestation", lambda: gen_attestation(root))
+    frag("token-units", "attestation", lambda: gen_units(root))
     frag("energy-sensors", "homeassistant", lambda: gen_energy_sensors(root))
     frag("api", "openapi", lambda: gen_api(root))
     frag("bom", "bom", lambda: gen_bom(root))
