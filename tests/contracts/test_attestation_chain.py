@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from eth_account import Account
+from omd_server import attestation as ref
 from web3.exceptions import ContractCustomError
 
-from omd_server import attestation as ref
 from openmetering import chain
 
 ROOT = Path(__file__).resolve().parents[2]
