@@ -2,9 +2,12 @@
 pragma solidity ^0.8.24;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {AggregatorV3Interface} from
+    "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
 
 import {AttestationVerifier} from "../src/AttestationVerifier.sol";
 import {CarbonCredit} from "../src/CarbonCredit.sol";
+import {EnergyToken} from "../src/EnergyToken.sol";
 import {MeterRegistry} from "../src/MeterRegistry.sol";
 import {Base} from "./Base.t.sol";
 
@@ -224,5 +227,73 @@ contract AttestationVerifierTest is Base {
         assertEq(verifier.verifiedAt(d), 0);
         submit(a);
         assertEq(verifier.verifiedAt(d), block.number);
+    }
+}
+
+/// A feed that tries to re-enter the verifier while it is being read.
+contract ReentrantFeed {
+    AttestationVerifier internal immutable verifier;
+    AttestationVerifier.Attestation internal a;
+    bytes internal sig;
+    uint8 public constant decimals = 8;
+
+    constructor(AttestationVerifier v) {
+        verifier = v;
+    }
+
+    function arm(AttestationVerifier.Attestation memory a_, bytes memory sig_) external {
+        a = a_;
+        sig = sig_;
+    }
+
+    function latestRoundData() external returns (uint80, int256, uint256, uint256, uint80) {
+        verifier.submit(a, sig); // the verifier reads feeds with STATICCALL: this must fail
+        return (1, 380e8, block.timestamp, block.timestamp, 1);
+    }
+}
+
+contract HostileTest is Base {
+    function setUp() public override {
+        super.setUp();
+        vm.warp(T0 + 30 days);
+    }
+
+    function test_feedCannotReenter() public {
+        ReentrantFeed evil = new ReentrantFeed(verifier);
+        vm.startPrank(admin);
+        verifier.grantRole(verifier.SUBMITTER_ROLE(), address(evil));
+        carbon.setZoneFactor(ZONE, AggregatorV3Interface(address(evil)), 400 days, "evil", bytes32(0));
+        vm.stopPrank();
+        submit(att(1, slot(0), 0));
+        AttestationVerifier.Attestation memory a2 = att(2, slot(1), 1_000_000);
+        bytes memory sig = sign(a2, deviceKey);
+        evil.arm(a2, sig);
+        vm.prank(relayer);
+        vm.expectRevert();
+        verifier.submit(a2, sig);
+        assertEq(energy.totalSupply(), 0);
+        (uint64 lastSeq,,,,,) = verifier.meterState(meterId);
+        assertEq(lastSeq, 1, "nothing of the failed submission was recorded");
+    }
+
+    function test_roleMisuse() public {
+        // the relayer relays and does nothing else
+        bytes32 submitter = verifier.SUBMITTER_ROLE();
+        vm.startPrank(relayer);
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, relayer, registry.REGISTRAR_ROLE()));
+        registry.register("m9", makeAddr("d9"), relayer, ZONE, RATED_W);
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, relayer, bytes32(0)));
+        verifier.grantRole(submitter, relayer);
+        vm.expectRevert(abi.encodeWithSelector(EnergyToken.NotMinter.selector, relayer));
+        energy.mint(relayer, 1);
+        vm.stopPrank();
+        // the admin holds no mint path of its own, even after granting itself every role
+        vm.startPrank(admin);
+        verifier.grantRole(verifier.SUBMITTER_ROLE(), admin);
+        carbon.grantRole(carbon.FACTOR_ADMIN_ROLE(), admin);
+        vm.expectRevert(abi.encodeWithSelector(EnergyToken.NotMinter.selector, admin));
+        energy.mint(admin, 1);
+        vm.stopPrank();
+        assertEq(energy.totalSupply(), 0);
     }
 }
