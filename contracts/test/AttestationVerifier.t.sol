@@ -276,6 +276,20 @@ contract HostileTest is Base {
         assertEq(lastSeq, 1, "nothing of the failed submission was recorded");
     }
 
+    /// a signature made for another chain (or another verifier) does not verify here
+    function test_otherChainsSignatureRefused() public {
+        submit(att(1, slot(0), 0));
+        AttestationVerifier.Attestation memory a = att(2, slot(1), 1_000);
+        uint256 here = block.chainid;
+        vm.chainId(1);
+        bytes memory sig = sign(a, deviceKey);
+        vm.chainId(here);
+        vm.prank(relayer);
+        vm.expectPartialRevert(AttestationVerifier.InvalidDeviceSignature.selector);
+        verifier.submit(a, sig);
+        assertEq(energy.totalSupply(), 0);
+    }
+
     function test_roleMisuse() public {
         // the relayer relays and does nothing else
         bytes32 submitter = verifier.SUBMITTER_ROLE();
