@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Interval attestations signed with the meter's own secp256k1 key (contract/attestation.json).
 #
 # Every reading that goes into the store-and-forward spool is also a leaf of the open

@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # EIP-712 typed structured data hashing (the part a signer needs), for CPython and MicroPython.
 #
 # The types come from contract/attestation.json (bundled on the device), never from code: this

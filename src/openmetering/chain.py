@@ -2,10 +2,10 @@
 meters, and measure gas. Everything runs offline: forge/anvil from tools/node, solc through
 tools/solc/solc.
 
-    python -m openmetering.chain build                  # forge build (contracts/out)
-    python -m openmetering.chain up [--port 8545]       # anvil (state in var/chain/) + deploy
-    python -m openmetering.chain register METER_ID 0xDEVICE [--owner 0x..] [--zone DE]
-    python -m openmetering.chain gas-report             # docs/generated/gas-report.md
+    omd chain build                  # forge build (contracts/out)
+    omd chain up [--port 8545]       # anvil (state in var/chain/) + deploy   (make chain)
+    omd chain register METER_ID 0xDEVICE [--owner 0x..] [--zone DE] [--rated-w 5000]
+    omd chain gas-report             # docs/generated/gas-report.md          (make contracts)
 
 `up` writes the deployment file (var/chain/local.json): chain id, RPC URL, the EIP-712 domain,
 every contract's address and ABI, the zones' feeds and the roles. The server, the oracle and
@@ -22,23 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from openmetering.paths import ROOT
+from . import kicad
+from .errors import DesignError, ToolError, guarded
+from .paths import ProjectPaths, project
 
-CONTRACTS = ROOT / "contracts"
-OUT = CONTRACTS / "out"
-NODE_BIN = ROOT / "tools" / "node" / "node_modules" / ".bin"
-CHAIN_DIR = ROOT / "var" / "chain"
-DEPLOYMENT = CHAIN_DIR / "local.json"
-ATTESTATION_SPEC = ROOT / "contract" / "attestation.json"
-GAS_REPORT = ROOT / "docs" / "generated" / "gas-report.md"
+P: ProjectPaths = project()
 CHAIN_ID = 31337
 # a demo factor for the local chain only: labelled as such wherever it appears
 DEMO_ZONE = "DE"
@@ -51,74 +45,66 @@ CONTRACT_NAMES = ("MeterRegistry", "AttestationVerifier", "EnergyToken", "Carbon
                   "MockV3Aggregator")
 
 
-class ChainError(RuntimeError):
-    pass
+class ChainError(DesignError):
+    """The chain refused something (a revert, named) or cannot be reached."""
 
 
 def tool(name: str) -> str:
-    exe = NODE_BIN / name
+    exe = P.node_bin / name
     if not exe.exists():
-        raise ChainError(f"{exe} missing: run scripts/setup.sh (npm tools in tools/node)")
+        raise ToolError(f"{P.rel(exe)} missing: run scripts/setup.sh (npm tools in tools/node)")
     return str(exe)
 
 
 def build(quiet: bool = True) -> None:
     """forge build; the artifacts in contracts/out are what gets deployed."""
-    r = subprocess.run([tool("forge"), "build", "--skip", "test"], cwd=CONTRACTS,
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise ChainError("forge build failed:\n" + r.stdout[-4000:] + r.stderr[-4000:])
+    r = kicad.run([tool("forge"), "build", "--skip", "test"], what="forge build",
+                  cwd=P.contracts)
     if not quiet:
         print(r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "forge build: ok")
 
 
-def forge_test(*args: str) -> subprocess.CompletedProcess:
+def forge_test(*args: str):
     """forge test (unit, fuzz, invariant) in contracts/; the caller checks the result."""
-    return subprocess.run([tool("forge"), "test", *args], cwd=CONTRACTS, capture_output=True,
-                          text=True)
+    return kicad.run([tool("forge"), "test", *args], what="forge test", cwd=P.contracts,
+                     check=False)
 
 
-SLITHER = ROOT / ".venv-slither" / "bin" / "slither"
-
-
-def slither(project: Path = CONTRACTS) -> list[dict[str, Any]]:
+def slither(project_dir: Path | None = None) -> list[dict[str, Any]]:
     """Slither's findings on the project's sources (not its dependencies or tests).
 
     The build goes to a temporary folder (slither's own compile step would run `forge clean`
     on contracts/out), and slither runs from its own venv (it pins web3 < 8)."""
-    import tempfile
-
-    if not SLITHER.exists():
-        raise ChainError(f"{SLITHER} missing: run scripts/setup.sh (slither venv)")
+    project_dir = project_dir or P.contracts
+    if not P.slither.exists():
+        raise ToolError(f"{P.rel(P.slither)} missing: run scripts/setup.sh (slither venv)")
     with tempfile.TemporaryDirectory(prefix="omd-slither-") as tmp:
-        r = subprocess.run([tool("forge"), "build", "--build-info", "--skip", "./test/**",
-                            "--skip", "./script/**", "--out", f"{tmp}/out", "--cache-path",
-                            f"{tmp}/cache"], cwd=project, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise ChainError("forge build for slither failed:\n" + r.stderr[-3000:])
-        env = dict(os.environ, PATH=f"{NODE_BIN}:{os.environ.get('PATH', '')}")
-        r = subprocess.run([str(SLITHER), ".", "--foundry-ignore-compile",
-                            "--foundry-out-directory", f"{tmp}/out", "--filter-paths",
-                            "node_modules", "--json", f"{tmp}/slither.json"], cwd=project,
-                           env=env, capture_output=True, text=True)
+        kicad.run([tool("forge"), "build", "--build-info", "--skip", "./test/**", "--skip",
+                   "./script/**", "--out", f"{tmp}/out", "--cache-path", f"{tmp}/cache"],
+                  what="forge build (for slither)", cwd=project_dir)
+        env = dict(os.environ, PATH=f"{P.node_bin}:{os.environ.get('PATH', '')}")
+        r = kicad.run([str(P.slither), ".", "--foundry-ignore-compile", "--foundry-out-directory",
+                       f"{tmp}/out", "--filter-paths", "node_modules", "--json",
+                       f"{tmp}/slither.json"], what="slither", cwd=project_dir, env=env,
+                      check=False)
         try:
             doc = json.loads(Path(f"{tmp}/slither.json").read_text())
         except (OSError, ValueError):
-            raise ChainError("slither produced no report:\n" + r.stdout[-2000:]
-                             + r.stderr[-3000:]) from None
+            raise ToolError("slither produced no report:\n" + r.stdout[-2000:]
+                            + r.stderr[-3000:]) from None
     if not doc.get("success"):
-        raise ChainError(f"slither failed: {doc.get('error')}")
+        raise ToolError(f"slither failed: {doc.get('error')}")
     return doc.get("results", {}).get("detectors", [])
 
 
 def artifact(name: str) -> dict[str, Any]:
     """ABI and creation bytecode of a contract from forge's output (build() first)."""
-    hits = sorted(OUT.glob(f"*/{name}.json"))
+    hits = sorted(P.contracts_out.glob(f"*/{name}.json"))
     if not hits:
         build()
-        hits = sorted(OUT.glob(f"*/{name}.json"))
+        hits = sorted(P.contracts_out.glob(f"*/{name}.json"))
     if not hits:
-        raise ChainError(f"no forge artifact for {name} in {OUT}")
+        raise ToolError(f"no forge artifact for {name} in {P.rel(P.contracts_out)}")
     data = json.loads(hits[0].read_text())
     return {"abi": data["abi"], "bytecode": data["bytecode"]["object"]}
 
@@ -138,7 +124,7 @@ class Anvil:
         self.state_file = state_file
         self.timestamp = timestamp
         self.log = log
-        self.proc: subprocess.Popen | None = None
+        self.proc = None
 
     @property
     def url(self) -> str:
@@ -154,30 +140,23 @@ class Anvil:
             cmd += ["--timestamp", str(self.timestamp)]
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        if out is not subprocess.DEVNULL:
-            out.close()  # the child holds its own descriptor
+        self.proc = kicad.spawn(cmd, what="anvil", log=self.log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ChainError(f"anvil exited with {self.proc.returncode} (port {self.port} busy?)")
+                raise ToolError(f"anvil exited with {self.proc.returncode} "
+                                f"(port {self.port} busy?)")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise ChainError(f"anvil did not listen on {self.port} within {timeout} s")
+        raise ToolError(f"anvil did not listen on {self.port} within {timeout} s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # anvil writes --state on a clean exit
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            kicad.stop(self.proc)  # SIGINT: anvil writes --state on a clean exit
         self.proc = None
 
     def __enter__(self) -> Anvil:
@@ -250,7 +229,7 @@ def zone_id(zone: str) -> bytes:
     return b.ljust(32, b"\0")
 
 
-def deploy(url: str, out: Path | None = DEPLOYMENT, zone: str = DEMO_ZONE,
+def deploy(url: str, out: Path | None = P.deployment, zone: str = DEMO_ZONE,
            factor_g_per_kwh: float = DEMO_FACTOR_G_PER_KWH) -> dict[str, Any]:
     """Deploy registry, verifier (which deploys both tokens) and a demo zone feed; grant the
     relayer SUBMITTER_ROLE. Returns the deployment document (also written to `out`)."""
@@ -258,7 +237,7 @@ def deploy(url: str, out: Path | None = DEPLOYMENT, zone: str = DEMO_ZONE,
 
     w3 = web3(url)
     admin, relayer = w3.eth.accounts[0], w3.eth.accounts[1]
-    spec = json.loads(ATTESTATION_SPEC.read_text())
+    spec = json.loads(P.attestation.read_text())
     dom = spec["eip712"]["domain"]
     registry, r0 = _deploy(w3, "MeterRegistry", admin, admin)
     verifier, _ = _deploy(w3, "AttestationVerifier", admin, registry.address, admin, dom["name"],
@@ -277,8 +256,8 @@ def deploy(url: str, out: Path | None = DEPLOYMENT, zone: str = DEMO_ZONE,
                  "EnergyToken": energy_addr, "CarbonCredit": carbon_addr,
                  "MockV3Aggregator": feed.address}
     doc = {
-        "description": "Deployment of contracts/ on a local anvil chain (python -m "
-                       "openmetering.chain up). Read by omd-server, the oracle and the tests.",
+        "description": "Deployment of contracts/ on a local anvil chain (omd chain up). "
+                       "Read by omd-server, the oracle and the tests.",
         "network": "local",
         "chain_id": w3.eth.chain_id,
         "rpc_url": url,
@@ -308,7 +287,7 @@ def write_deployment(doc: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_deployment(path: Path = DEPLOYMENT) -> dict[str, Any]:
+def load_deployment(path: Path = P.deployment) -> dict[str, Any]:
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -342,8 +321,8 @@ def register(dep: dict[str, Any], meter_id: str, device: str, owner: str | None 
     return "0x" + rcpt["transactionHash"].hex().removeprefix("0x")
 
 
-def up(port: int = 8545, state: Path = CHAIN_DIR / "anvil-state.json",
-       out: Path = DEPLOYMENT) -> None:  # pragma: no cover - long-running command
+def up(port: int = 8545, state: Path = P.chain_dir / "anvil-state.json",
+       out: Path = P.deployment) -> None:  # pragma: no cover - long-running command
     """Run anvil in the foreground with state in a file; deploy unless already deployed."""
     build(quiet=False)
     anvil = Anvil(port=port, state_file=state, log=state.parent / "anvil.log").start()
@@ -370,7 +349,7 @@ def up(port: int = 8545, state: Path = CHAIN_DIR / "anvil-state.json",
 
 
 # -- gas report ---------------------------------------------------------------------------------
-def gas_report(out: Path | None = GAS_REPORT) -> str:
+def gas_report(out: Path | None = P.gas_report) -> str:
     """Gas of registering a meter and of submitting attestations, measured on a fresh anvil
     with fixed inputs (so the figures are reproducible), as a Markdown page."""
     from omd_server import attestation as att
@@ -380,7 +359,7 @@ def gas_report(out: Path | None = GAS_REPORT) -> str:
     with Anvil(timestamp=t0) as anvil:
         dep = deploy(anvil.url, None)
         w3 = web3(anvil.url)
-        vec = json.loads((ROOT / "contract" / "attestation-vectors.json").read_text())
+        vec = json.loads(P.attestation_vectors.read_text())
         rows = []
         reg = contract(w3, dep, "MeterRegistry")
         rcpt = _send(w3, reg.functions.register("meter-01", vec["address"],
@@ -418,7 +397,7 @@ def gas_report(out: Path | None = GAS_REPORT) -> str:
         "# Gas report",
         "",
         "Gas used by the transactions of the token flow, measured by "
-        "`python -m openmetering.chain gas-report` on a fresh local anvil (cancun) with fixed "
+        "`omd chain gas-report` on a fresh local anvil (cancun) with fixed "
         "inputs; regenerated by `make contracts`, so the figures are the build's, never typed. "
         "Each includes the 21,000 base cost and calldata.",
         "",
@@ -442,28 +421,31 @@ def gas_report(out: Path | None = GAS_REPORT) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m openmetering.chain", description=__doc__,
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="omd chain", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("build")
-    u = sub.add_parser("up")
+    sub.add_parser("build", help="forge build (contracts/out)")
+    u = sub.add_parser("up", help="anvil with its state in a file, deployed once (Ctrl-C stops)")
     u.add_argument("--port", type=int, default=8545)
-    u.add_argument("--state", type=Path, default=CHAIN_DIR / "anvil-state.json")
-    u.add_argument("--out", type=Path, default=DEPLOYMENT)
+    u.add_argument("--state", type=Path, default=P.chain_dir / "anvil-state.json")
+    u.add_argument("--out", type=Path, default=P.deployment)
     d = sub.add_parser("deploy", help="deploy onto a running dev chain (unlocked accounts)")
     d.add_argument("--rpc", default="http://127.0.0.1:8545")
-    d.add_argument("--out", type=Path, default=DEPLOYMENT)
-    r = sub.add_parser("register")
+    d.add_argument("--out", type=Path, default=P.deployment)
+    r = sub.add_parser("register", help="register a meter's device address")
     r.add_argument("meter_id")
     r.add_argument("device", help="the address `provision` printed on the meter")
     r.add_argument("--owner", help="receives mJ and aC (default: the demo owner account)")
     r.add_argument("--zone", default=DEMO_ZONE)
     r.add_argument("--rated-w", type=int, default=10_000, help="the inverter's rated power")
-    r.add_argument("--deployment", type=Path, default=DEPLOYMENT)
-    g = sub.add_parser("gas-report")
-    g.add_argument("--out", type=Path, default=GAS_REPORT)
-    a = ap.parse_args(argv)
+    r.add_argument("--deployment", type=Path, default=P.deployment)
+    g = sub.add_parser("gas-report", help="measure gas on a fresh anvil -> Markdown page")
+    g.add_argument("--out", type=Path, default=P.gas_report)
+    return ap
+
+
+def run(a: argparse.Namespace) -> None:
     try:
         if a.cmd == "build":
             build(quiet=False)
@@ -479,11 +461,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"registered {a.meter_id}: tx {tx}")
         elif a.cmd == "gas-report":
             print(gas_report(a.out))
-    except (ChainError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    except ValueError as exc:  # a bad zone name or address from the command line
+        raise DesignError(str(exc)) from None
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def main(argv: list[str] | None = None) -> int:
+    return guarded(run, parser().parse_args(argv))

@@ -14,7 +14,7 @@ from openmetering import chain
 
 
 def _up(port: int, tmp: Path) -> tuple[subprocess.Popen, list[str]]:
-    p = subprocess.Popen([sys.executable, "-m", "openmetering.chain", "up", "--port", str(port),
+    p = subprocess.Popen([sys.executable, "-m", "openmetering", "chain", "up", "--port", str(port),
                           "--state", str(tmp / "state.json"), "--out", str(tmp / "dep.json")],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []

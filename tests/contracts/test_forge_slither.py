@@ -39,11 +39,11 @@ def test_slither_gate_can_fail(tmp_path: Path):
     """The same runner on a planted reentrancy reports it as High (the gate is not blind)."""
     proj = tmp_path / "planted"
     (proj / "src").mkdir(parents=True)
-    shutil.copy(chain.CONTRACTS / "foundry.toml", proj / "foundry.toml")
-    (proj / "node_modules").symlink_to(chain.CONTRACTS / "node_modules")
+    shutil.copy(chain.P.contracts / "foundry.toml", proj / "foundry.toml")
+    (proj / "node_modules").symlink_to(chain.P.contracts / "node_modules")
     text = (proj / "foundry.toml").read_text().replace('"../tools/solc/solc"',
-                                                       f'"{chain.ROOT / "tools/solc/solc"}"')
-    (proj / "foundry.toml").write_text(text.replace('"../contract"', f'"{chain.ROOT / "contract"}"'))
+                                                       f'"{chain.P.root / "tools/solc/solc"}"')
+    (proj / "foundry.toml").write_text(text.replace('"../contract"', f'"{chain.P.root / "contract"}"'))
     (proj / "src" / "Vault.sol").write_text("""// SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 contract Vault {

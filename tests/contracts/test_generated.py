@@ -19,12 +19,12 @@ def test_vectors_follow_the_contract_file():
     assert vec["type_string"] == attestation.type_string()
     # the verifier's restated type string is the contract file's (forge's Vectors.t.sol also
     # compares it with the vectors on-chain)
-    src = (chain.CONTRACTS / "src" / "AttestationVerifier.sol").read_text()
+    src = (chain.P.contracts / "src" / "AttestationVerifier.sol").read_text()
     assert f'"{attestation.type_string()}"' in src
 
 
 def test_gas_report_current(tmp_path):
     out = tmp_path / "gas.md"
     text = chain.gas_report(out)
-    assert text == chain.GAS_REPORT.read_text(), "docs/generated/gas-report.md is stale: make contracts"
+    assert text == chain.P.gas_report.read_text(), "docs/generated/gas-report.md is stale: make contracts"
     assert "attestation mint, steady state" in text
