@@ -7,7 +7,7 @@ PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup circuit netlist bom assertions board fab firmware contracts chain docs test \
-        bench bench-firmware bench-server bench-attest serve simulate lint lock clean
+        bench bench-firmware bench-server bench-route bench-attest serve simulate lint lock clean
 
 all: circuit board fab firmware contracts docs
 
@@ -42,6 +42,7 @@ fab: board
 firmware: circuit
 	$(PY) -m firmware.tools.gen_esphome
 	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
+	$(PY) -m firmware.tools.bench_chip --out docs/generated/accuracy-chip.md > /dev/null
 
 # --- contracts and the local chain ----------------------------------------------------------
 contracts: setup
@@ -62,13 +63,17 @@ docs: circuit board fab firmware contracts
 test: setup
 	$(PYTEST) -q
 
-bench: bench-firmware bench-server bench-attest
+bench: bench-firmware bench-server bench-route bench-attest
 
 bench-firmware: setup
 	$(PY) -m firmware.tools.bench
+	$(PY) -m firmware.tools.bench_chip
 
 bench-server: setup
 	$(PY) -m omd_server.bench
+
+bench-route: setup  # the board routed from scratch 3 times: seconds per run, medians, same result
+	$(PY) -m openmetering.route --bench
 
 # one attestation's digest + signature on the MicroPython unix port, ESP32-S3 estimate
 bench-attest: setup

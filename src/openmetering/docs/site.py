@@ -20,6 +20,8 @@ from .pages import FAMILIES
 # Pages other stages write straight into docs/generated/ (the nav links them).
 WRITTEN_ELSEWHERE = (
     Input("accuracy", "accuracy", "firmware bench (python -m firmware.tools.bench)"),
+    Input("accuracy_chip", "accuracy_chip",
+          "metering-chip bench (python -m firmware.tools.bench_chip)"),
     Input("router_comparison", "router_comparison", "router comparison (omd router-compare)"),
     Input("gas_report", "gas_report", "chain stage (omd chain gas-report, make contracts)"),
     Input("signature_cost", "signature_cost", "firmware bench (make bench-attest)"),
