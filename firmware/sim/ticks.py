@@ -3,26 +3,12 @@
 MicroPython's ticks_ms() counts modulo 2**30 on the ESP32-S3 (extmod/modtime.c); this clock
 starts wherever a test puts it (a few seconds before the wrap, at 2**29, at 2**30 - 1) and
 advances only when the simulation does, so the real driver sees the device's wrap. The
-ticks_diff/ticks_add formulas are modtime.c's; firmware/ticks.py, where it exists, provides
-them and is used instead.
+ticks_diff/ticks_add formulas are firmware/ticks.py's (modtime.c's).
 """
 
-PERIOD = 1 << 30
-MASK = PERIOD - 1
-HALF = PERIOD >> 1
-
-try:
-    from ticks import ticks_add as _add  # firmware/ticks.py: modtime.c at the ESP32 period
-    from ticks import ticks_diff as _diff
-except ImportError:
-
-    def _diff(a, b):
-        return ((a - b + HALF) & MASK) - HALF
-
-    def _add(t, delta):
-        if not -HALF < delta < HALF:
-            raise OverflowError("ticks interval overflow")
-        return (t + delta) & MASK
+from ticks import HALF, PERIOD  # firmware/ticks.py: modtime.c at the ESP32 period
+from ticks import ticks_add as _add
+from ticks import ticks_diff as _diff
 
 
 class WrapTicks:
