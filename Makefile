@@ -7,8 +7,9 @@ PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup rebuild check-stamps circuit netlist bom assertions board render fab \
-        firmware esphome accuracy accuracy-chip openapi diagrams docs site test bench \
-        bench-firmware bench-server bench-route bench-build serve simulate lint lock clean
+        firmware esphome accuracy accuracy-chip openapi vectors contracts chain diagrams docs site \
+        test bench bench-firmware bench-server bench-route bench-attest bench-build serve \
+        simulate lint lock clean
 
 # Every stage declares its inputs and outputs in src/openmetering/pipeline.py; `omd build`
 # runs the stale ones (content stamps in stamps/, committed) on both cores and skips the rest,
@@ -18,7 +19,8 @@ all: setup
 	$(OMD) build
 
 setup: $(STAMP)
-$(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.json
+$(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.json \
+          tools/slither/requirements.lock
 	scripts/setup.sh
 	@mkdir -p $(dir $@) && touch $@
 
@@ -34,7 +36,8 @@ circuit: setup
 
 # the design assertions include the pin rules (firmware/pinmap.py against the netlist);
 # `python -m firmware.tools.pincheck` runs the same rules from the firmware side
-netlist bom assertions render fab esphome accuracy accuracy-chip openapi diagrams site: setup
+netlist bom assertions render fab esphome accuracy accuracy-chip openapi vectors diagrams \
+  site: setup
 	$(OMD) build $@
 
 board: setup
@@ -44,6 +47,15 @@ board: setup
 firmware: setup
 	$(OMD) build esphome accuracy accuracy-chip
 
+# --- contracts and the local chain ----------------------------------------------------------
+# attestation vectors, forge build and the gas report page
+contracts: setup
+	$(OMD) build contracts
+
+# anvil on 127.0.0.1:8545, state in var/chain/, deployment file var/chain/local.json; Ctrl-C stops
+chain: setup
+	$(OMD) chain up
+
 docs: setup
 	$(OMD) build site
 
@@ -51,7 +63,7 @@ docs: setup
 test: setup
 	$(PYTEST) -q
 
-bench: bench-firmware bench-server bench-route
+bench: bench-firmware bench-server bench-route bench-attest
 
 bench-build: setup  # no-op and one-line-change build times, and KiBot on the same outputs
 	tools/kibot/setup.sh
@@ -67,6 +79,10 @@ bench-server: setup
 bench-route: setup  # the board routed from scratch 3 times: seconds per run, medians, same result
 	$(PY) -m openmetering.route --bench
 
+# one attestation's digest + signature on the MicroPython unix port, ESP32-S3 estimate
+bench-attest: setup
+	$(PY) -m firmware.tools.bench_attest --out docs/generated/signature-cost.md
+
 # --- running the LAN server -------------------------------------------------------------------
 serve: setup
 	.venv/bin/omd-server serve --config server/omd.example.toml
@@ -81,6 +97,8 @@ lock: setup
 	(echo "# esphome==$$(.venv-esphome/bin/pip show esphome | sed -n 's/^Version: //p')"; \
 	 echo "# Constraints for the project venv, from 'pip freeze --local' on Debian 12 (regenerate: make lock)"; \
 	 .venv/bin/pip freeze --local --exclude-editable) > requirements.lock
+	(echo "# Slither's own venv (it pins web3 < 8), from 'pip freeze --local' (regenerate: make lock)"; \
+	 .venv-slither/bin/pip freeze --local) > tools/slither/requirements.lock
 
 clean:
 	rm -rf site build tests/artifacts
