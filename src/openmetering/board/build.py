@@ -40,7 +40,7 @@ from ..paths import ProjectPaths, project
 from ..repro import copy_if_changed, write_text_if_changed
 from . import outline, placement, reuse, routing, zones
 from . import project as kicad_project
-from .layout import Layout, load_spec
+from .layout import POUR_SEED, Layout, load_spec
 
 FROM_SCRATCH, UPDATED = "from scratch", "updated"
 ROUTER_MODULES = ("route", "pathsearch")  # the router's own modules (src/openmetering/)
@@ -134,6 +134,7 @@ def assemble(spec_path: Path, netlist: Path, out: Path, report: Path, base: Path
             rerouted, mode = sorted(reached), "rerouted"
     t2 = time.perf_counter()
     if not no_pour:
+        pcbnew.KIID.SeedGenerator(POUR_SEED)
         zones.pours(lay)
     lay.save(out)
     zones.fill(out)
