@@ -209,9 +209,12 @@ def record(stage: Stage, paths: ProjectPaths, inputs: dict[str, str]) -> None:
 
 def run(names: Iterable[str] = (), paths: ProjectPaths | None = None, force: bool = False,
         from_scratch: bool = False, jobs: int | None = None, explain: bool = False,
-        log=print, table: Sequence[Stage] = STAGES) -> dict[str, str]:
-    """Bring the selected stages up to date; returns stage -> "current" | "ran"."""
+        log=print, table: Sequence[Stage] = STAGES,
+        unforced: Iterable[str] = ()) -> dict[str, str]:
+    """Bring the selected stages up to date; returns stage -> "current" | "ran".
+    force runs them current or not, except the `unforced` ones (they run only if stale)."""
     paths = paths or project()
+    unforced = set(unforced)
     todo = selected(names, table)
     jobs = jobs or os.cpu_count() or 1
     result: dict[str, str] = {}
@@ -222,9 +225,12 @@ def run(names: Iterable[str] = (), paths: ProjectPaths | None = None, force: boo
         with lock:
             log(line)
 
+    def forced(stage: Stage) -> bool:
+        return force and stage.name not in unforced
+
     def execute(stage: Stage, inputs: dict[str, str]) -> None:
         argv = [kicad.PYTHON, *stage.argv]
-        if force:
+        if forced(stage):
             argv += stage.force_args
         if from_scratch:
             argv += stage.scratch_args
@@ -256,13 +262,14 @@ def run(names: Iterable[str] = (), paths: ProjectPaths | None = None, force: boo
                        for a in stage.after):
                     continue
                 inputs, reasons = status(stage, paths)
-                if not reasons and not force:
+                if not reasons and not forced(stage):
                     result[stage.name] = "current"
                     if explain:
                         say(f"[{stage.name}] current")
                     continue
-                if explain or reasons:
-                    say(f"[{stage.name}] runs: {'forced' if force else '; '.join(reasons)}")
+                if explain or reasons or forced(stage):
+                    say(f"[{stage.name}] runs: "
+                        f"{'forced' if forced(stage) else '; '.join(reasons)}")
                 running[pool.submit(execute, stage, inputs)] = stage
             if not running:
                 break
@@ -313,7 +320,10 @@ def copy_tree(dest: Path, paths: ProjectPaths | None = None) -> ProjectPaths:
                        what="git ls-files", cwd=paths.root).stdout.split("\0")
     for rel in filter(None, listed):
         src = paths.root / rel
-        if src.is_file():
+        if src.is_symlink():  # a tracked link (contracts/node_modules) stays a link
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).symlink_to(os.readlink(src))
+        elif src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     # tools the set-up installs, shared read-only

@@ -205,6 +205,9 @@ def test_runner_skips_current_stages_and_reruns_only_downstream(tmp_path):
     # forced: everything selected runs, current or not
     pipeline.run(["count"], paths, force=True, **quiet)
     assert _runs(tmp_path) == ["count", "upper"]
+    # forced except a current upstream stage: that one is left alone
+    pipeline.run(["count"], paths, force=True, unforced=["upper"], **quiet)
+    assert _runs(tmp_path) == ["count"]
 
 
 def test_a_failing_stage_stops_the_build_and_keeps_its_old_stamp(tmp_path):
