@@ -189,11 +189,28 @@ def kibot_exe(paths: ProjectPaths) -> Path:
     return exe
 
 
+def kibot_env(paths: ProjectPaths, home: Path) -> dict:
+    """KiBot's environment: KiCad's library variables and a private configuration home of
+    its own, a copy of the project's (already set up, so neither side pays KiCad's first
+    start; KiAuto rewrites the 3D viewer's settings in it, which must not reach the
+    project's renders). No libfaketime: KiAuto waits with time.sleep, which fails with
+    EINVAL under a frozen clock (libfaketime 0.9.10 turns the absolute monotonic deadline of
+    clock_nanosleep into an invalid one); KiBot's outputs here are timed, not compared."""
+    if not home.exists():
+        shutil.copytree(kicad.config_home(paths), home,
+                        ignore=shutil.ignore_patterns(".lock"))
+    out = {k: v for k, v in os.environ.items()
+           if k not in ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")}
+    out.update(kicad.LIBRARY_VARS)
+    out.update({"KICAD_CONFIG_HOME": str(home), "TZ": "UTC", "PYTHONHASHSEED": "0",
+                "PATH": f"{kibot_exe(paths).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    return out
+
+
 def run_kibot(paths: ProjectPaths, work: Path) -> list[Path]:
     pcb = kicad_files(paths, work / "in")
     out = work / "out"
-    env = kicad.env(paths, {"PATH": f"{kibot_exe(paths).parent}{os.pathsep}"
-                                    f"{os.environ.get('PATH', '')}"})
+    env = kibot_env(paths, work.parent / "kibot-config")
     kicad.run([str(kibot_exe(paths)), "-A", "-c", str(paths.root / KIBOT_CONFIG),
                "-e", pcb.with_suffix(".kicad_sch").name, "-b", pcb.name, "-d", str(out)],
               what="KiBot", cwd=pcb.parent, env=env)
@@ -351,25 +368,32 @@ def main(argv=None) -> int:
         f"(1 min) {load0[1]:.2f} (5 min) at the start; {a.runs} runs each")
     work = paths.build / "bench"
     res: dict = {}
-    try:
-        if {"noop", "value", "renet"} & set(parts):
-            copy = make_copy(work / "copy", paths)
-            if "noop" in parts:
-                log("no-op make (a copy as a fresh clone has it):")
-                res["noop"] = bench_noop(copy, a.runs, log)
-            for key in ("value", "renet"):
-                if key in parts:
-                    log(f"{EDITS[key].what}:")
-                    res[key] = bench_edit(copy, key, a.runs, log)
-        if "kibot" in parts:
-            log("KiBot and the project, the same outputs, interleaved:")
-            res["kibot"] = bench_kibot(paths, work / "outputs", a.runs, log)
-    except DesignError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    failed: list[str] = []
+
+    def part(key: str, title: str, fn) -> None:
+        """One part of the benchmark; a failure is reported and the others still run."""
+        log(title)
+        try:
+            res[key] = fn()
+        except DesignError as e:
+            failed.append(f"{key}: {e}")
+            log(f"  {key} failed: {str(e)[:2000]}")
+
+    copy = None
+    if {"noop", "value", "renet"} & set(parts):
+        copy = make_copy(work / "copy", paths)
+    if "noop" in parts:
+        part("noop", "no-op make (a copy as a fresh clone has it):",
+             lambda: bench_noop(copy, a.runs, log))
+    for key in ("value", "renet"):
+        if key in parts:
+            part(key, f"{EDITS[key].what}:", lambda k=key: bench_edit(copy, k, a.runs, log))
+    if "kibot" in parts:
+        part("kibot", "KiBot and the project, the same outputs, interleaved:",
+             lambda: bench_kibot(paths, work / "outputs", a.runs, log))
     load1 = os.getloadavg()
     log("")
-    missed = report(res, log)
+    missed = report(res, log) + [f"failed: {f.splitlines()[0]}" for f in failed]
     log(f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end "
         f"(1 min; {os.cpu_count()} cores)")
     if a.json:
