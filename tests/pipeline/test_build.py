@@ -237,6 +237,20 @@ def test_kicad_runs_with_a_private_configuration_and_a_clock_that_stands_still()
     assert Path(home) == P.kicad_config and (Path(home) / kicad.VERSION_DIR / ".ready").exists()
 
 
+def test_committed_pictures_carry_the_frozen_instant():
+    """KiCad writes the clock into every SVG title. A clock started at the frozen instant
+    (libfaketime's "@" form) rather than stopped there read 00:00:01 when an export took
+    over a second under load, and dirtied the tree on a no-op."""
+    import re
+
+    titles = {P.rel(f): re.search(r"<title>[^<]*date ([^<]*?) *</title>", f.read_text())
+              for f in sorted(P.generated_docs.rglob("*.svg"))}
+    dated = {f: m.group(1) for f, m in titles.items() if m}
+    assert dated, "no KiCad SVG found"
+    assert {d for d in dated.values()} == {clock.FROZEN.strftime("%Y/%m/%d %H:%M:%S")}, dated
+    assert not clock.FAKETIME.startswith(("@", "+", "-"))
+
+
 def test_the_build_command_parses(capsys):
     from openmetering import cli
 
