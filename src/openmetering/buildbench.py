@@ -190,21 +190,15 @@ def kibot_exe(paths: ProjectPaths) -> Path:
 
 
 def kibot_env(paths: ProjectPaths, home: Path) -> dict:
-    """KiBot's environment: KiCad's library variables and a private configuration home of
-    its own, a copy of the project's (already set up, so neither side pays KiCad's first
-    start; KiAuto rewrites the 3D viewer's settings in it, which must not reach the
-    project's renders). No libfaketime: KiAuto waits with time.sleep, which fails with
-    EINVAL under a frozen clock (libfaketime 0.9.10 turns the absolute monotonic deadline of
-    clock_nanosleep into an invalid one); KiBot's outputs here are timed, not compared."""
+    """KiBot's environment: a configuration home of its own, a copy of the project's
+    (already set up, so neither side pays KiCad's first start). KiBot and KiAuto write
+    settings there (colour themes, the 3D viewer's): in the project's home they changed
+    its renders. A running clock: KiBot's outputs here are timed, not compared."""
     if not home.exists():
         shutil.copytree(kicad.config_home(paths), home,
                         ignore=shutil.ignore_patterns(".lock"))
-    out = {k: v for k, v in os.environ.items()
-           if k not in ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")}
-    out.update(kicad.LIBRARY_VARS)
-    out.update({"KICAD_CONFIG_HOME": str(home), "TZ": "UTC", "PYTHONHASHSEED": "0",
-                "PATH": f"{kibot_exe(paths).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
-    return out
+    return kicad.unfrozen_env(home, {"PATH": f"{kibot_exe(paths).parent}{os.pathsep}"
+                                             f"{os.environ.get('PATH', '')}"})
 
 
 def run_kibot(paths: ProjectPaths, work: Path) -> list[Path]:

@@ -113,6 +113,19 @@ def env(paths: ProjectPaths | None = None, extra: Mapping[str, str] | None = Non
     return out
 
 
+def unfrozen_env(home: Path, extra: Mapping[str, str] | None = None) -> dict:
+    """KiCad's library variables and the configuration home `home`, but a running clock:
+    for tools that are timed, not compared (KiBot in the build benchmark). KiAuto waits with
+    time.sleep, which fails with EINVAL under the frozen clock (libfaketime 0.9.10 turns the
+    absolute monotonic deadline of clock_nanosleep into an invalid one)."""
+    out = {k: v for k, v in os.environ.items() if not k.startswith("FAKETIME")
+           and k != "LD_PRELOAD"}
+    out.update(LIBRARY_VARS)
+    out.update({"KICAD_CONFIG_HOME": str(home), "TZ": "UTC", "PYTHONHASHSEED": "0"})
+    out.update(extra or {})
+    return out
+
+
 def jobs() -> int:
     """How many programs to run at once: one per core."""
     return os.cpu_count() or 1
