@@ -27,8 +27,10 @@ def power_input(nets):
     usb["A8"] += n.NC
     usb["B8"] += n.NC
     # 5.1 k on each CC pin: identifies us as a sink so a USB-C source turns VBUS on
-    part("r_5k1", "R1", **{"1": usb["A5"], "2": n.GND})
-    part("r_5k1", "R2", **{"1": usb["B5"], "2": n.GND})
+    usb["A5"] += n.USB_CC1
+    usb["B5"] += n.USB_CC2
+    part("r_5k1", "R1", **{"1": n.USB_CC1, "2": n.GND})
+    part("r_5k1", "R2", **{"1": n.USB_CC2, "2": n.GND})
 
     part("usb_esd", "U2", **{"1": n.USB_DP, "6": n.NC, "3": n.USB_DM, "4": n.NC,
                              "2": n.GND, "5": n.V5})
