@@ -2,6 +2,7 @@
 # everything. Both start with the idempotent set-up (scripts/setup.sh), so a fresh Debian 12
 # clone needs nothing else.
 PY      := .venv/bin/python
+OMD     := $(PY) -m openmetering
 PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
@@ -19,31 +20,32 @@ $(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.j
 circuit: netlist bom assertions
 
 netlist: setup
-	$(PY) -m openmetering.netlist
+	$(OMD) netlist
 
 bom: netlist
-	$(PY) -m openmetering.bom
+	$(OMD) bom
 
+# the design assertions include the pin rules (firmware/pinmap.py against the netlist);
+# `python -m firmware.tools.pincheck` runs the same rules from the firmware side
 assertions: netlist
-	$(PY) -m openmetering.assertions
+	$(OMD) assertions
 
 board: circuit
-	$(PY) -m openmetering.board build
-	$(PY) -m openmetering.board render
+	$(OMD) board build
+	$(OMD) board render
 
 fab: board
-	$(PY) -m openmetering.fab
+	$(OMD) fab
 
 # --- firmware ------------------------------------------------------------------------------
 firmware: circuit
-	$(PY) -m firmware.tools.pincheck hardware/kicad/open-meter.net
 	$(PY) -m firmware.tools.gen_esphome
 	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
 
 # --- docs ------------------------------------------------------------------------------------
 docs: circuit board fab firmware
 	$(PY) -m omd_server.openapi
-	$(PY) -m openmetering.docs build
+	$(OMD) docs build
 
 # --- tests and benchmarks --------------------------------------------------------------------
 test: setup

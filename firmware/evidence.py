@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Camera evidence: a JPEG of the inverter / utility meter display, on a schedule and on
 # request, uploaded to the server; its SHA-256 goes into the next reading.
 #

@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Open Metering Device application: measure continuously, report every interval, never stop.
 #
 # App holds the logic with its I/O injected (sampler, clocks, HTTP, MQTT, camera), so the

@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Wi-Fi with exponential backoff, HTTP POST over a plain socket, clock from NTP.
 #
 # No urequests: a 60-line POST we can test against a real HTTP server on the host, and that

@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Interleaved V/I bursts from the two ADC1 pins of the pin map.
 #
 # Free-running read_u16() pairs into one preallocated array('H'): no allocation per burst,

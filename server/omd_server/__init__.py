@@ -1,3 +1,3 @@
 """Open Metering Device LAN data server (issue 7)."""
 
-__version__ = "0.1.0"
+from openmetering import __version__  # noqa: F401  (the one version, from pyproject.toml)

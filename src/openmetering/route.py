@@ -653,3 +653,20 @@ class Router:
 
 def route(prob: Problem, max_ripups: int = 60) -> Result:
     return Router(prob).route(max_ripups=max_ripups)
+
+
+# ---------------------------------------------------------------- public clearance API
+# What the board builder needs beyond routing: a thin layer over the internals above, so
+# callers do not reach into them.
+
+
+def polygon_distance(px, py, poly) -> np.ndarray:
+    """Distance (mm) from points (arrays px, py) to a simple polygon, 0 inside."""
+    return _poly_dist(px, py, poly)
+
+
+def clearance_map(rt: Router, net: str | None = None) -> np.ndarray:
+    """Distance (mm) from every grid cell centre to the nearest copper of nets other than
+    `net` (None: all copper, obstacles included), per layer: shape (2, rows, cols)."""
+    rows, cols = rt.p.shape
+    return rt._foreign(net, (0, rows, 0, cols))
