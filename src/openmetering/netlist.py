@@ -2,7 +2,8 @@
 KiCad netlist.
 
 Outputs (all reproducible byte for byte):
-- hardware/kicad/open-meter*.kicad_sch  schematic drawn by SKiDL (one sheet per function block)
+- hardware/kicad/open-meter*.kicad_sch  schematic drawn by openmetering.schematic (one sheet per
+                                        function block, a top sheet with the block diagram)
 - hardware/kicad/open-meter.net         KiCad's own netlist of that schematic (the board's input)
 - hardware/reports/erc.json             SKiDL and KiCad ERC results, with every waiver and reason
 - docs/generated/schematic/             schematic PDF and SVG for the docs
@@ -27,12 +28,9 @@ from .repro import write_text_if_changed
 # SKiDL ERC warnings we accept, each with its reason. Anything else fails the build.
 ERC_WAIVERS: list[tuple[str, str]] = []
 
-# KiCad schematic ERC violation types we accept, with the reason.
-KICAD_ERC_WAIVERS = {
-    "lib_symbol_mismatch": "SKiDL embeds its own converted copy of each library symbol; "
-    "pins and pin numbers are the library's (the netlist equality test proves it), only "
-    "the drawing's formatting differs",
-}
+# KiCad schematic ERC violation types we accept, with the reason. None today: the sheets
+# embed the library's own symbols (so no lib_symbol_mismatch) and flag every driven net.
+KICAD_ERC_WAIVERS: dict[str, str] = {}
 
 
 @dataclass
@@ -88,32 +86,19 @@ def run_skidl_erc(circuit) -> ErcResult:
 
 
 # --- schematic -----------------------------------------------------------------------------
-_SCH_DATE = re.compile(r'\(date "[^"]*"\)')
-_BARE_UUID = re.compile(r"\(uuid ([0-9a-fA-F-]+)\)")
-_BARE_TEXT = re.compile(r'\(text ([^"\s()][^\s()]*)')
+def write_schematic(circuit, out_dir: Path, name: str) -> list[Path]:
+    """Draw the circuit (openmetering.schematic) into out_dir: one sheet per function block
+    and the top sheet; sheets of blocks that no longer exist are removed."""
+    from .schematic import draw
 
-
-def normalise_schematic(text: str) -> str:
-    """Quote what SKiDL leaves bare (other readers than KiCad reject it) and drop the date."""
-    text = _SCH_DATE.sub('(date "")', text)
-    text = _BARE_UUID.sub(r'(uuid "\1")', text)
-    text = _BARE_TEXT.sub(r'(text "\1"', text)
-    return text
-
-
-def write_schematic(circuit, out_dir: Path) -> list[Path]:
-    with tempfile.TemporaryDirectory() as tmp:
-        circuit.generate_schematic(filepath=tmp, top_name="open-meter", mode="labels")
-        files = sorted(Path(tmp).glob("*.kicad_sch"))
-        if not files:
-            raise DesignError("SKiDL wrote no schematic")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for f in files:
-            dest = out_dir / f.name
-            write_text_if_changed(dest, normalise_schematic(f.read_text()))
-            written.append(dest)
-    for stale in out_dir.glob("open-meter*.kicad_sch"):
+    files = draw(circuit, name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fname, text in sorted(files.items()):
+        dest = out_dir / fname
+        write_text_if_changed(dest, text)
+        written.append(dest)
+    for stale in out_dir.glob(f"{name}*.kicad_sch"):
         if stale not in written:
             stale.unlink()
     return written
@@ -173,7 +158,7 @@ def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> di
     if erc.errors or erc.warnings:
         raise CheckFailed("SKiDL ERC failed:\n  " + "\n  ".join(erc.errors + erc.warnings))
 
-    write_schematic(circuit, paths.kicad)
+    write_schematic(circuit, paths.kicad, paths.name)
     # KiCad reads the project file (.kicad_pro, the board's net classes and rule severities)
     # beside a schematic: work on a copy of the sheets alone, so every output here is a
     # function of the circuit only.

@@ -174,20 +174,7 @@ class Label:
         return {"right": 0, "up": 90, "left": 180, "down": 270}[self.dir]
 
     def rect(self) -> Rect:
-        w = font.text_width(self.text, TEXT)
-        if self.kind == "local":
-            # sits on the wire: text above it, starting a little past the point
-            length, up, down = w + 0.254, 1.85, 0.1
-        else:
-            length, up, down = w + TEXT * 1.5, TEXT * 0.75, TEXT * 0.75
-        x, y = self.x, self.y
-        if self.dir == "right":
-            return Rect(x, y - up, x + length, y + down)
-        if self.dir == "left":
-            return Rect(x - length, y - up, x, y + down)
-        if self.dir == "up":
-            return Rect(x - up, y - length, x + down, y)
-        return Rect(x - up, y, x + down, y + length)
+        return Rect(*font.label_box(self.kind, self.text, self.x, self.y, self.dir))
 
 
 @dataclass

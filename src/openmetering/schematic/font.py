@@ -85,3 +85,30 @@ def ink_box(text: str, x: float, y: float, size: float = 1.27, hjust: str = "cen
         return x + left, y + top, x + left + w, y + base
     # turned 90 degrees counter-clockwise about the anchor: (dx, dy) -> (dy, -dx)
     return x + top, y - (left + w), x + base, y - left
+
+
+# Labels, measured the same way (Eeschema's SVG plot of 1.27 mm labels): a local label's
+# text stands 0.51 mm above its wire and starts 0.2 mm past the point; a hierarchical label
+# is its shape plus its text, 1.1 mm longer than the text's box and 0.75 mm either side of
+# the wire; a global label's outline is 2.5 mm longer and 1.35 mm either side.
+def label_box(kind: str, text: str, x: float, y: float, direction: str,
+              size: float = 1.27) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of a label's ink; `direction` is where the text runs from the point
+    (right, left, up, down)."""
+    k = size / 1.27
+    w = text_width(text, size)
+    if kind == "local":
+        start, length, near, far = 0.2 * k, w, 0.35 * k, 1.9 * k  # beside the wire, one side
+        a0, a1, b0, b1 = start, start + length, -far, -near
+    elif kind == "global":
+        a0, a1, b0, b1 = 0.0, w + 2.5 * k, -1.35 * k, 1.35 * k
+    else:
+        a0, a1, b0, b1 = 0.0, w + 1.1 * k, -0.75 * k, 0.75 * k
+    if direction == "right":
+        return x + a0, y + b0, x + a1, y + b1
+    if direction == "left":
+        return x - a1, y + b0, x - a0, y + b1
+    # vertical labels: the text reads bottom to top, standing left of a vertical wire
+    if direction == "up":
+        return x + b0, y - a1, x + b1, y - a0
+    return x + b0, y + a0, x + b1, y + a1

@@ -113,7 +113,8 @@ class SheetLayout:
     """Lays out the parts of one sheet."""
 
     def __init__(self, design: Design, sheet_name: str, parts: list[Part],
-                 ports: dict[str, str], rail_ports: list[str], connector_side: str = "left"):
+                 ports: dict[str, str], rail_ports: list[str], connector_side: str = "left",
+                 loose: int = 1):
         self.design = design
         self.name = sheet_name
         self.parts = parts
@@ -131,6 +132,9 @@ class SheetLayout:
         self.decoupling: dict[int, list[Part]] = {}  # id(terminal) -> caps
         self.terminals: dict[str, list[Terminal]] = {}
         self.reach = MAX_REACH
+        # steps between a part and what it hangs off: 1 draws tight; a tiny block is drawn
+        # looser so that it does not sit as a speck on its sheet
+        self.loose = loose
 
     # --- what hangs where -------------------------------------------------------------------
     def net_pins(self, net: Net) -> list[Pin]:
@@ -507,7 +511,7 @@ class SheetLayout:
         turned outwards where the neighbours are close."""
         canvas, sheet = block.canvas, block.sheet
         upright = (0, 1) if net.ground else (0, -1)
-        tries = [(0, upright)]
+        tries = [(self.loose - 1, upright)]
         if d[1] == 0:
             tries += [(k, upright) for k in range(1, 4)] + [(0, d)] + \
                      [(k, upright) for k in range(4, MAX_REACH)]
@@ -540,11 +544,13 @@ class SheetLayout:
                 else:
                     tries = [(d, (1, 0)), (d, (-1, 0))]
                 for lift_dir, along in tries:
-                    if self._comb_try(block, net, root, lift_dir, along, lift, caps, near_k):
+                    if self._comb_try(block, net, root, lift_dir, along, lift, caps, near_k,
+                                      both=not horizontal_pin):
                         return
         raise PlacementError(f"{self.name}: no room for the decoupling of {net.name} at {root}")
 
-    def _comb_try(self, block, net, root, d, along, lift, caps, near_k=MAX_REACH) -> bool:
+    def _comb_try(self, block, net, root, d, along, lift, caps, near_k=MAX_REACH,
+                  both: bool = False) -> bool:
         canvas, sheet = block.canvas, block.sheet
         # the rail line: from the stub end (lifted further along d), then along `along`
         start = (r4(root[0] + d[0] * STEP * lift), r4(root[1] + d[1] * STEP * lift))
@@ -556,13 +562,18 @@ class SheetLayout:
         trial = Canvas()
         trial.inks, trial.points, trial.wires = list(canvas.inks), dict(canvas.points), list(canvas.wires)
         trial._grid = {k: list(v) for k, v in canvas._grid.items()}
-        pos = start
         chosen = []
-        for cap in caps:
+        # from a top or bottom pin the line runs both ways: the parts alternate sides, so
+        # that each stays as close to the pin as the one before it
+        sides = [along, (-along[0], -along[1])] if both else [along]
+        ends = {side: start for side in sides}
+        for i, cap in enumerate(caps):
             near = next(p for p in cap.pins if p.net is net)
             far = next((p for p in cap.pins if p is not near), None)
             ok = False
-            for k in range(1, near_k):
+            order = sides[i % len(sides):] + sides[:i % len(sides)]
+            for along, k in ((a, k) for a in order for k in range(1, near_k)):
+                pos = ends[along]
                 pt = (r4(pos[0] + along[0] * STEP * k), r4(pos[1] + along[1] * STEP * k))
                 if cap.flag:  # a power flag stands on the rail line
                     s = self.sat_item(cap, near, pt, (0, -1))
@@ -578,7 +589,7 @@ class SheetLayout:
                 if self.try_group(trial, group, wires + [w], field_syms=fields):
                     chosen.append((s, rs, w))
                     wires = []
-                    pos = pt
+                    ends[along] = pt
                     ok = True
                     break
             if not ok:
@@ -586,6 +597,8 @@ class SheetLayout:
         # the rail's own symbol at the line's start (pointing up for a supply)
         # the rail's own symbol: at the line's start, pointing its usual way or along the
         # stub; else a step past the line's far end
+        along = sides[0]
+        pos = ends[along]
         beyond = (r4(pos[0] + along[0] * STEP), r4(pos[1] + along[1] * STEP))
         placed_sym = None
         for at, want, extra in ((start, None, []), (start, d, []),
@@ -699,11 +712,18 @@ class SheetLayout:
                 shunts, series = [], [(part, near)]
         end = root
         if net.name not in self.ports and net.name not in self.labelled and d[1] == 0:
-            # a local net is named where its line starts; the parts keep clear of the text
-            lb = Label("local", net.name, root[0], root[1], "right" if d[0] > 0 else "left")
-            if self.try_group(block.canvas, [], [], labels=[(lb, net.name)]):
-                block.sheet.labels.append(lb)
-                self.labelled.add(net.name)
+            # a local net is named where its line starts (further out where neighbouring
+            # labels crowd the pin); the parts keep clear of the text
+            for k in range(0, 10):
+                pt = (r4(root[0] + d[0] * STEP * k), root[1])
+                lb = Label("local", net.name, pt[0], pt[1], "right" if d[0] > 0 else "left")
+                wires = [Wire(root, pt, net.name)] if k else []
+                if self.try_group(block.canvas, [], wires, labels=[(lb, net.name)]):
+                    block.sheet.labels.append(lb)
+                    block.sheet.wires += wires
+                    self.labelled.add(net.name)
+                    end = root = pt
+                    break
         for part, near in shunts:
             end = self.place_shunt(block, net, end, d, part, near)
         if series:
@@ -723,7 +743,7 @@ class SheetLayout:
         up = far_net is None or not far_net.ground
         hang = (0, -1) if up else (0, 1)
         self.drawn_parts.add(part.ref)
-        for k in range(0 if start is None else 1, self.reach):
+        for k in range(0 if start is None else self.loose, self.reach):
             pt = (r4(start[0] + d[0] * STEP * k), r4(start[1] + d[1] * STEP * k))
             # the rail symbol right on the far pin, or a step out where the part's own
             # drawing (an LED's arrows) would touch it
@@ -755,7 +775,7 @@ class SheetLayout:
     def place_series(self, block: Block, net: Net, start, d, part: Part, near: Pin):
         far = next(p for p in part.pins if p is not near)
         self.drawn_parts.add(part.ref)
-        for k in range(1, self.reach):
+        for k in range(self.loose, self.reach):
             pt = (r4(start[0] + d[0] * STEP * k), r4(start[1] + d[1] * STEP * k))
             s = self.sat_item(part, near, pt, d)
             wires = [Wire(start, pt, net.name)]
@@ -806,7 +826,7 @@ class SheetLayout:
 
     def place_port(self, block: Block, net: Net, start, d) -> None:
         bare = self._point_has_pin(block, start) == 0 and self._point_has_wire_end(block, start) == 1
-        for k in range(0 if bare else 1, self.reach):
+        for k in range(0 if bare else self.loose, self.reach):
             pt = (r4(start[0] + d[0] * STEP * k), r4(start[1] + d[1] * STEP * k))
             wires = [Wire(start, pt, net.name)] if k else []
             lb = self.port_label(net, pt, d)
@@ -944,9 +964,57 @@ class SheetLayout:
         self.draw_tree(block, net, b, (1, 0), came_from=None)
         return block
 
-    def draw_power_entry(self) -> Block | None:
-        """The rails this sheet takes from (or gives to) the others: a hierarchical label on
-        each, wired to the rail's symbol, so the top sheet can show where power flows."""
+    def attach_rail_ports(self, sheet: Sheet, canvas: Canvas) -> list[tuple[str, str]]:
+        """The rails this sheet takes from (or gives to) the others get a hierarchical label,
+        so that the top sheet can show where power flows: wired to one of the rail's power
+        symbols already drawn (the top-most that has room). Returns the rails left over."""
+        left = []
+        for name, shape in self.rail_ports:
+            syms = sorted((s for s in sheet.symbols if s.libsym.power and s.value == name
+                           and not s.ref.startswith("#FLG")),
+                          key=lambda s: (s.t.y, s.t.x))
+            # at one of its power symbols, else at an end of one of its wires (the far end
+            # of a decoupling line): an output on the right, an input on the left
+            ends = sorted({w_end for w in sheet.wires if w.net == name for w_end in (w.a, w.b)},
+                          key=lambda q: (-q[0] if shape == "output" else q[0], q[1]))
+            points = [s.pin_point(s.pins[0]) for s in syms] + ends
+            done = False
+            for p in points:
+                busy = {d for w in sheet.wires if w.net == name for d in _dirs_at(w, p)}
+                for s_ in sheet.symbols:
+                    for q in s_.pins:
+                        if key(*s_.pin_point(q)) == key(*p):
+                            ox, oy = s_.pin_dir(q)
+                            busy.add((-ox, -oy))  # the pin (or the power symbol) runs that way
+                up = None
+                for k in (2, 3, 4):
+                    for d in (((1, 0), (-1, 0)) if shape == "output" else ((-1, 0), (1, 0))):
+                        if d in busy or d == up:
+                            continue
+                        end = (r4(p[0] + d[0] * STEP * k), r4(p[1] + d[1] * STEP * k))
+                        side = {(1, 0): "right", (-1, 0): "left", (0, -1): "up", (0, 1): "down"}[d]
+                        if side in ("up", "down"):
+                            continue  # labels read level
+                        lb = Label("hier", name, end[0], end[1], side, shape)
+                        w = Wire(p, end, name)
+                        if self.try_group(canvas, [], [w], labels=[(lb, name)]):
+                            sheet.wires.append(w)
+                            sheet.labels.append(lb)
+                            done = True
+                            break
+                    if done:
+                        break
+                if done:
+                    break
+            if not done:
+                left.append((name, shape))
+        return left
+
+    def draw_power_entry(self, rails=None) -> Block | None:
+        """Rails with no power symbol that has room for their label: a hierarchical label on
+        each, wired to a symbol of the rail, in a corner of the sheet."""
+        if rails is not None:
+            self.rail_ports = rails
         if not self.rail_ports:
             return None
         sheet = Sheet(name=self.name, title="")
@@ -1006,9 +1074,6 @@ class SheetLayout:
                 continue
             net = next(p.net for p in part.pins if p.net is not None and not p.net.rail)
             self.blocks.append(self.draw_orphan(net))
-        entry = self.draw_power_entry()
-        if entry is not None:
-            self.blocks.append(entry)
         return self.blocks
 
     def run_blocks(self) -> list[Block]:
@@ -1020,6 +1085,23 @@ class SheetLayout:
     @property
     def port_side(self) -> str:
         return "right" if self.connector_side == "left" else "left"
+
+
+def font_label_len(text: str) -> float:
+    from .font import label_box
+
+    x0, _y0, x1, _y1 = label_box("local", text, 0.0, 0.0, "right")
+    return x1
+
+
+def _dirs_at(w: Wire, p) -> list[tuple[int, int]]:
+    """Directions in which wire w leaves point p (if it touches p at an end)."""
+    out = []
+    for a, b in ((w.a, w.b), (w.b, w.a)):
+        if key(*a) == key(*p):
+            dx, dy = b[0] - a[0], b[1] - a[1]
+            out.append(((dx > 0) - (dx < 0), (dy > 0) - (dy < 0)))
+    return out
 
 
 def _box(text, x, y):
@@ -1048,12 +1130,12 @@ def _lib_field_centres(item: SymbolItem) -> list[tuple[float, float]]:
 
 
 def _lib_justify(sym: library.LibSymbol, name: str) -> str:
-    from . import sexpr
+    from .. import sexpr
 
-    for prop in sexpr.find_all(sym.tree, "property"):
+    for prop in sexpr.children(sym.tree, "property"):
         if prop[1] == name:
-            eff = sexpr.find(prop, "effects")
-            j = sexpr.find(eff, "justify") if eff is not None else None
+            eff = sexpr.child(prop, "effects")
+            j = sexpr.child(eff, "justify") if eff is not None else None
             if j is not None:
                 for v in j[1:]:
                     if v in ("left", "right"):
@@ -1067,8 +1149,6 @@ ROW_GAP = 2 * STEP
 
 
 def arrange_blocks(lay: SheetLayout, blocks: list[Block], spread: float = 1.0) -> Sheet:
-    entry = next((b for b in blocks if b.name == "power-entry"), None)
-    blocks = [b for b in blocks if b is not entry]
     col_gap = COL_GAP * spread
     row_gap = ROW_GAP * spread
     # columns: connectors at their edge, chips after them in the order the nets reach them,
@@ -1156,12 +1236,7 @@ def arrange_blocks(lay: SheetLayout, blocks: list[Block], spread: float = 1.0) -
         for i in free:
             r = blocks[i].rect()
             placed.append((blocks[i], snap(fx - r.x0, STEP), snap(bottom - r.y0, STEP)))
-            fx += r.w + 3 * STEP * spread
-    if entry is not None:
-        r = entry.rect()
-        top = min((b.rect().move(dx, dy).y0 for b, dx, dy in placed), default=0.0)
-        left = min((b.rect().move(dx, dy).x0 for b, dx, dy in placed), default=0.0)
-        placed.append((entry, snap(left - r.x0, STEP), snap(top - ROW_GAP * 2 - r.y1, STEP)))
+            fx += r.w + 3 * STEP * spread * lay.loose
     canvas = Canvas()
     requests: list[Request] = []
     for b, dx, dy in placed:
@@ -1170,6 +1245,18 @@ def arrange_blocks(lay: SheetLayout, blocks: list[Block], spread: float = 1.0) -
         for r in b.requests:
             requests.append(Request(r.net, (r4(r.point[0] + dx), r4(r.point[1] + dy)), r.dir))
     rebuild_canvas(lay, sheet, canvas)
+    rest = lay.attach_rail_ports(sheet, canvas)
+    if rest:
+        saved = lay.rail_ports
+        entry = lay.draw_power_entry(rest)
+        lay.rail_ports = saved
+        entry.canvas = None
+        r = entry.rect()
+        ext = sheet.extent() or Rect(0, 0, 0, 0)
+        entry.sheet.move(snap(ext.x0 - r.x0, STEP), snap(ext.y0 - ROW_GAP * 2 - r.y1, STEP))
+        merge(sheet, entry.sheet)
+        canvas = Canvas()
+        rebuild_canvas(lay, sheet, canvas)
     route_requests(lay, sheet, canvas, requests)
     name_nets(lay, sheet, canvas)
     finish(sheet)
@@ -1232,10 +1319,13 @@ def label_stub(lay, sheet, canvas, net, r: Request) -> None:
 
 
 def name_nets(lay: SheetLayout, sheet: Sheet, canvas: Canvas) -> None:
-    """KiCad names a net after a label on it: give every local net one, on a horizontal
-    stretch of its wire where the text fits (so no net is auto-named)."""
+    label_nets({n.name for n in lay.design.nets if n.rail}, sheet, canvas, lay.name)
+
+
+def label_nets(rails: set[str], sheet: Sheet, canvas: Canvas, where: str) -> None:
+    """KiCad names a net after a label on it: give every net that has none a local label,
+    on a horizontal stretch of its wire where the text fits (so no net is auto-named)."""
     nets = {w.net for w in sheet.wires}
-    rails = {n.name for n in lay.design.nets if n.rail}
     have = {lb.text for lb in sheet.labels}
     for net in sorted(nets - rails - have):
         segs = sorted((w for w in sheet.wires if w.net == net),
@@ -1250,6 +1340,10 @@ def name_nets(lay: SheetLayout, sheet: Sheet, canvas: Canvas) -> None:
             while x <= x1 + 1e-6:
                 xs.append(r4(x))
                 x += GRID
+            # centred on the stretch where it fits, else as near the middle as it can
+            width = font_label_len(net)
+            mid = (x0 + x1 - width) / 2
+            xs.sort(key=lambda v: abs(v - mid))
             for x in xs:
                 lb = Label("local", net, x, w.a[1], "right")
                 ink = Ink(lb.rect(), "label", lb, net)
@@ -1280,9 +1374,9 @@ def name_nets(lay: SheetLayout, sheet: Sheet, canvas: Canvas) -> None:
                     break
         if not done:
             if os.environ.get("OMD_SCH_DEBUG"):
-                print(f"WARNING {lay.name}: no room to name net {net}")
+                print(f"WARNING {where}: no room to name net {net}")
                 continue
-            raise PlacementError(f"{lay.name}: no room to name net {net}")
+            raise PlacementError(f"{where or 'top sheet'}: no room to name net {net}")
 
 
 def finish(sheet: Sheet) -> None:

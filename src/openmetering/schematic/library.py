@@ -15,9 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import DesignError
-from ..paths import KICAD_SYMBOL_DIR
-from . import sexpr
-from .sexpr import Q
+from ..kicad import SYMBOL_DIR as KICAD_SYMBOL_DIR
+from .. import sexpr
+from ..sexpr import Q
 
 # KiCad's default pin name offset and text size, used where a symbol does not set them
 DEFAULT_PIN_NAME_OFFSET = 0.508
@@ -87,7 +87,7 @@ def _raw_symbol(lib: str, name: str) -> list:
     m = re.search(r'^\s\(symbol "' + re.escape(name) + r'"\s*$', text, re.M)
     if not m:
         raise DesignError(f"symbol '{name}' not found in KiCad library '{lib}'")
-    tree, _end = sexpr.parse(text, m.start())
+    tree, _end = sexpr.parse_at(text, m.start(), source=f"{lib}.kicad_sym")
     return tree
 
 
@@ -95,12 +95,12 @@ def _flatten(lib: str, name: str) -> list:
     """The symbol with `extends` resolved the way KiCad flattens it: the parent's drawing and
     pins, the derived symbol's fields."""
     tree = copy.deepcopy(_raw_symbol(lib, name))
-    ext = sexpr.find(tree, "extends")
+    ext = sexpr.child(tree, "extends")
     if ext is None:
         return tree
     parent = _flatten(lib, ext[1])
     out = [tree[0], Q(name)]
-    child_props = {p[1]: p for p in sexpr.find_all(tree, "property")}
+    child_props = {p[1]: p for p in sexpr.children(tree, "property")}
     used = set()
     for item in parent[2:]:
         if isinstance(item, list) and item[0] == "property":
@@ -159,33 +159,33 @@ def _graphic_rects(item) -> list[tuple[float, float, float, float]]:
     ground symbol's bars are not taken for a solid block."""
     kind = item[0]
     width = 0.0
-    stroke = sexpr.find(item, "stroke")
-    if stroke is not None and sexpr.find(stroke, "width") is not None:
-        width = float(sexpr.find(stroke, "width")[1])
+    stroke = sexpr.child(item, "stroke")
+    if stroke is not None and sexpr.child(stroke, "width") is not None:
+        width = float(sexpr.child(stroke, "width")[1])
     width = width or DEFAULT_LINE  # 0 is KiCad's "default": drawn 6 mil wide
-    fill = sexpr.find(item, "fill")
-    filled = fill is not None and sexpr.find(fill, "type") is not None and \
-        sexpr.find(fill, "type")[1] not in ("none",)
+    fill = sexpr.child(item, "fill")
+    filled = fill is not None and sexpr.child(fill, "type") is not None and \
+        sexpr.child(fill, "type")[1] not in ("none",)
     groups: list[list[tuple[float, float]]] = []
     if kind == "rectangle":
-        groups = [[_xy(sexpr.find(item, "start")), _xy(sexpr.find(item, "end"))]]
+        groups = [[_xy(sexpr.child(item, "start")), _xy(sexpr.child(item, "end"))]]
     elif kind in ("polyline", "bezier"):
-        pts = [_xy(p) for p in sexpr.find_all(sexpr.find(item, "pts"), "xy")]
+        pts = [_xy(p) for p in sexpr.children(sexpr.child(item, "pts"), "xy")]
         if filled or kind == "bezier" or len(pts) < 2:
             groups = [pts]
         else:
             groups = [[a, b] for a, b in zip(pts, pts[1:])]
     elif kind == "circle":
-        cx, cy = _xy(sexpr.find(item, "center"))
-        r = float(sexpr.find(item, "radius")[1])
+        cx, cy = _xy(sexpr.child(item, "center"))
+        r = float(sexpr.child(item, "radius")[1])
         groups = [[(cx - r, cy - r), (cx + r, cy + r)]]
     elif kind == "arc":
-        groups = [_arc_points(_xy(sexpr.find(item, "start")), _xy(sexpr.find(item, "mid")),
-                              _xy(sexpr.find(item, "end")))]
+        groups = [_arc_points(_xy(sexpr.child(item, "start")), _xy(sexpr.child(item, "mid")),
+                              _xy(sexpr.child(item, "end")))]
     elif kind == "text":
         from .font import text_height, text_width
 
-        at = sexpr.find(item, "at")
+        at = sexpr.child(item, "at")
         x, y = float(at[1]), float(at[2])
         w, h = text_width(item[1]), text_height()
         if len(at) > 3 and float(at[3]) in (90.0, 270.0):
@@ -202,14 +202,14 @@ def _graphic_rects(item) -> list[tuple[float, float, float, float]]:
 
 
 def _bool_flag(node, name) -> bool:
-    sub = sexpr.find(node, name)
-    return sub is not None and sexpr.find(sub, "hide") is not None and sexpr.find(sub, "hide")[1] == "yes"
+    sub = sexpr.child(node, name)
+    return sub is not None and sexpr.child(sub, "hide") is not None and sexpr.child(sub, "hide")[1] == "yes"
 
 
 def _text_size(node) -> float:
-    eff = sexpr.find(node, "effects") if node is not None else None
-    font = sexpr.find(eff, "font") if eff is not None else None
-    size = sexpr.find(font, "size") if font is not None else None
+    eff = sexpr.child(node, "effects") if node is not None else None
+    font = sexpr.child(eff, "font") if eff is not None else None
+    size = sexpr.child(font, "size") if font is not None else None
     return float(size[1]) if size is not None else DEFAULT_TEXT
 
 
@@ -220,7 +220,7 @@ def load(lib: str, name: str) -> LibSymbol:
     pins: list[LibPin] = []
     rects: list[tuple[float, float, float, float]] = []
     units = 1
-    for sub in sexpr.find_all(tree, "symbol"):
+    for sub in sexpr.children(tree, "symbol"):
         unit, style = (int(v) for v in re.search(r"_(\d+)_(\d+)$", sub[1]).groups())
         if style not in (0, 1):
             continue  # De Morgan alternates are not drawn
@@ -229,13 +229,13 @@ def load(lib: str, name: str) -> LibSymbol:
             if not isinstance(item, list):
                 continue
             if item[0] == "pin":
-                at = sexpr.find(item, "at")
-                name_node, num_node = sexpr.find(item, "name"), sexpr.find(item, "number")
-                hide = sexpr.find(item, "hide")
+                at = sexpr.child(item, "at")
+                name_node, num_node = sexpr.child(item, "name"), sexpr.child(item, "number")
+                hide = sexpr.child(item, "hide")
                 pins.append(LibPin(
                     number=str(num_node[1]), name=str(name_node[1]), etype=str(item[1]),
                     x=float(at[1]), y=float(at[2]), angle=int(float(at[3])) % 360,
-                    length=float(sexpr.find(item, "length")[1]),
+                    length=float(sexpr.child(item, "length")[1]),
                     hidden=hide is not None and hide[1] == "yes", unit=unit,
                     name_size=_text_size(name_node), number_size=_text_size(num_node)))
             elif item[0] in ("rectangle", "polyline", "bezier", "circle", "arc", "text"):
@@ -246,18 +246,18 @@ def load(lib: str, name: str) -> LibSymbol:
                   max(p[0] for p in pts), max(p[1] for p in pts))]
     xs = [r[0] for r in rects] + [r[2] for r in rects]
     ys = [r[1] for r in rects] + [r[3] for r in rects]
-    pn = sexpr.find(tree, "pin_names")
+    pn = sexpr.child(tree, "pin_names")
     offset = DEFAULT_PIN_NAME_OFFSET
-    if pn is not None and sexpr.find(pn, "offset") is not None:
-        offset = float(sexpr.find(pn, "offset")[1])
+    if pn is not None and sexpr.child(pn, "offset") is not None:
+        offset = float(sexpr.child(pn, "offset")[1])
     fields = {}
-    for prop in sexpr.find_all(tree, "property"):
-        at = sexpr.find(prop, "at")
+    for prop in sexpr.children(tree, "property"):
+        at = sexpr.child(prop, "at")
         fields[str(prop[1])] = (float(at[1]), float(at[2]), int(float(at[3])) if len(at) > 3 else 0)
     return LibSymbol(
         lib=lib, name=name, tree=tree, pins=pins, body=(min(xs), min(ys), max(xs), max(ys)),
         body_rects=rects,
-        power=sexpr.find(tree, "power") is not None,
+        power=sexpr.child(tree, "power") is not None,
         pin_names_hidden=_bool_flag(tree, "pin_names"),
         pin_numbers_hidden=_bool_flag(tree, "pin_numbers"),
         pin_name_offset=offset, units=units, fields=fields)

@@ -87,6 +87,7 @@ class Design:
     sheets: list[str]  # sub-sheet names, in the circuit's order ("" is the top sheet)
     parts: list[Part]
     nets: list[Net]
+    notes: dict[str, str] = field(default_factory=dict)  # sheet -> what the block is and why
 
     def sheet_parts(self, sheet: str) -> list[Part]:
         return [p for p in self.parts if p.sheet == sheet and not p.flag]
@@ -123,7 +124,7 @@ def make_part(ref: str, lib: str, symbol: str, value: str, *, footprint: str = "
 
 
 def build(name: str, parts: list[Part], connections: dict[str, list[tuple[str, str]]],
-          sheets: list[str] | None = None) -> Design:
+          sheets: list[str] | None = None, notes: dict[str, str] | None = None) -> Design:
     """A design from parts and {net name: [(ref, pin number)]}; unlisted pins are NC."""
     by_ref = {p.ref: p for p in parts}
     nets = []
@@ -138,7 +139,7 @@ def build(name: str, parts: list[Part], connections: dict[str, list[tuple[str, s
                 net.pins.append(pin)
         nets.append(net)
     order = sheets if sheets is not None else sorted({p.sheet for p in parts if p.sheet})
-    design = Design(name=name, sheets=order, parts=parts, nets=nets)
+    design = Design(name=name, sheets=order, parts=parts, nets=nets, notes=dict(notes or {}))
     check_names(design)
     classify(design)
     return design
@@ -150,11 +151,15 @@ def from_skidl(circuit, name: str) -> Design:
     parts: list[Part] = []
     connections: dict[str, list[tuple[str, str]]] = {}
     sheets: list[str] = []
+    notes: dict[str, str] = {}
     for sp in circuit.parts:
         hier = [h for h in getattr(sp, "hiertuple", ("",)) if h]
         sheet = hier[0] if hier else ""
         if sheet and sheet not in sheets:
             sheets.append(sheet)
+            doc = _block_doc(getattr(sp, "node", None))
+            if doc:
+                notes[sheet] = doc
         lib = sp.lib.filename if hasattr(sp.lib, "filename") else str(sp.lib)
         lib = str(lib).rsplit("/", 1)[-1].removesuffix(".kicad_sym")
         fields = {k: str(v) for k, v in sp.fields.items()}
@@ -171,4 +176,16 @@ def from_skidl(circuit, name: str) -> Design:
         parts.append(part)
     for nodes in connections.values():
         nodes.sort()
-    return build(name, parts, dict(sorted(connections.items())), sheets)
+    return build(name, parts, dict(sorted(connections.items())), sheets, notes)
+
+
+def _block_doc(node) -> str:
+    """The docstring of the subcircuit function a part was made in (its top-level block):
+    the sheet shows it as the block's notes."""
+    import inspect
+
+    while node is not None and getattr(node, "parent", None) is not None and \
+            getattr(node.parent, "parent", None) is not None:
+        node = node.parent
+    func = getattr(node, "func", None)
+    return inspect.cleandoc(func.__doc__) if func is not None and func.__doc__ else ""

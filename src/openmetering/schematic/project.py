@@ -150,6 +150,9 @@ def item_rects(sheet: Sheet) -> list[Rect]:
     rects += [w.rect() for w in sheet.wires] + [lb.rect() for lb in sheet.labels]
     for b in sheet.boxes:
         rects += [b.rect(), b.name_rect(), b.file_rect()] + [p.rect() for p in b.pins]
+    from .font import ink_box
+
+    rects += [Rect(*ink_box(t, x, y, 1.27, "left")) for t, x, y in sheet.texts]
     return rects
 
 
@@ -201,37 +204,77 @@ def fill(sheet: Sheet) -> float:
     return covered / drawable_area(sheet.paper)
 
 
+NOTE_WIDTH = 72  # characters a line of a block's notes is wrapped at
+NOTE_PITCH = 2 * GRID  # between lines
+
+
+def with_notes(sheet: Sheet, text: str, where: str, width: int = NOTE_WIDTH) -> Sheet:
+    """A copy of the sheet with the block's notes (its docstring) below or beside it."""
+    import textwrap
+
+    out = copy.deepcopy(sheet)
+    if not text or where == "none":
+        return out
+    lines = []
+    for para in text.split("\n\n"):
+        lines += textwrap.wrap(" ".join(para.split()), width) + [""]
+    lines = lines[:-1]
+    ext = out.extent()
+    if where == "below":
+        x, y = ext.x0, ext.y1 + 3 * STEP
+    else:
+        x, y = ext.x1 + 4 * STEP, ext.y0 + STEP
+    x, y = snap(x, GRID), snap(y, GRID)
+    for i, line in enumerate(lines):
+        if line:
+            out.texts.append((line, x, r4(y + i * NOTE_PITCH)))
+    return out
+
+
+def smallest_paper(sheet: Sheet) -> str | None:
+    return next((p for p in PAPERS if fit(sheet, p) is not None), None)
+
+
 def draw_sheet(design: Design, name: str, parts: list[Part], plan_: Plan, rail_ports) -> Sheet:
-    """Lay out a sheet, then spread its groups apart until it fills its paper (a small
-    block on A5 rather than a speck on A4)."""
+    """Lay out a sheet on the smallest paper it fits at KiCad's scale, with the block's notes
+    where they keep it smallest; groups are spread apart (up to twice their spacing) while
+    the drawing fills less than FILL_TARGET of that paper (a block on A5 rather than a speck
+    in the corner of an A4)."""
     # power enters a power source through its connectors: those read left to right
     source = any(name in sheets for sheets in plan_.producers.values())
     connector_side = "left" if source or plan_.side.get(name, "left") in ("left", "") else "right"
     ports = plan_.ports.get(name, {})
-    lay = L.SheetLayout(design, name, parts, ports, rail_ports, connector_side)
-    base = lay.run_blocks()
-    best = None
-    for spread in (1.0, 1.5, 2.0):
-        blocks = copy.deepcopy(base)
-        sheet = L.arrange_blocks(lay, blocks, spread)
-        for paper in PAPERS:
-            if fit(sheet, paper) is not None:
-                break
-        else:
-            paper = None
-        if paper is None:
-            break
-        if best is not None and PAPERS.index(paper) > PAPERS.index(best[1]):
-            break  # spreading more would need a bigger sheet
-        best = (sheet, paper)
-        sheet.paper = paper
-        if fill(_placed(sheet, paper)) >= FILL_TARGET:
+    notes = design.notes.get(name, "")
+    best = None  # (paper index, -fill, sheet)
+    tries = [(loose, spread) for loose in (1, 2, 3) for spread in (1.0, 1.5, 2.0)]
+    lay = base = None
+    for loose, spread in tries:
+        if lay is None or lay.loose != loose:
+            if best is not None and best[0][0] > 0:
+                break  # drawing a bigger sheet looser does not help
+            lay = L.SheetLayout(design, name, parts, ports, rail_ports, connector_side, loose)
+            base = lay.run_blocks()
+        arranged = L.arrange_blocks(lay, copy.deepcopy(base), spread)
+        options = [("below", NOTE_WIDTH), ("right", NOTE_WIDTH), ("right", NOTE_WIDTH * 2 // 3),
+                   ("below", NOTE_WIDTH * 2 // 3)] if notes else []
+        for where, width in options + [("none", 0)]:
+            sheet = with_notes(arranged, notes, where, width)
+            paper = smallest_paper(sheet)
+            if paper is None:
+                continue
+            f = fill(_placed(sheet, paper))
+            # the smallest paper; then notes shown rather than left out; then the fuller
+            score = (PAPERS.index(paper), where == "none", -f)
+            if best is None or score < best[0]:
+                best = (score, sheet)
+        if best is not None and -best[0][2] >= FILL_TARGET:
             break
     if best is None:
-        sheet = L.arrange_blocks(lay, copy.deepcopy(base), 1.0)
-        place_on_paper(sheet)  # raises with the size
+        lay = L.SheetLayout(design, name, parts, ports, rail_ports, connector_side)
+        sheet = L.arrange_blocks(lay, lay.run_blocks(), 1.0)
+        place_on_paper(sheet)  # raises, naming the drawing's size
         return sheet
-    sheet = best[0]
+    sheet = best[1]
     place_on_paper(sheet)
     return sheet
 
@@ -260,7 +303,7 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None)
         parts = design.sheet_parts(name) + [f for f in design.flags() if pl.flag_sheet[f.ref] == name]
         sheets[name] = draw_sheet(design, name, parts, pl, pl.rail_ports.get(name, []))
     files = {name: sheet_file(project, name) for name in design.sheets}
-    top, _boxes, rails = T.layout_top(pl, design, files)
+    top, rails = T.layout_top(pl, design, files)
     failed = T.route_top(top, rails)
     if failed:
         raise DesignError("top sheet: could not wire " + ", ".join(failed))
@@ -271,7 +314,7 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None)
         blocks = lay.run_blocks()
         extra = L.arrange_blocks(lay, blocks, 1.0)
         ext_top, ext_extra = top.extent(), extra.extent()
-        extra.move(snap(ext_top.x0 - ext_extra.x0, STEP), snap(ext_top.y1 + 4 * STEP - ext_extra.y0, STEP))
+        extra.move(snap(ext_top.x0 - ext_extra.x0, STEP), snap(ext_top.y1 + 2 * STEP - ext_extra.y0, STEP))
         L.merge(top, extra)
         L.finish(top)
     place_on_paper(top)

@@ -1,145 +1,221 @@
 """The top sheet: the function blocks as a block diagram.
 
-Each block is a hierarchical sheet box. Its power pins sit on its top edge (supplies come
-in from above, a producing block's output is marked as one), its signal pins on the edge
-that faces the block it talks to. Blocks are arranged around the block most signals meet
-(the hub): blocks that feed it on the left, the others on the right, blocks that only pass
-power in a row above; every pin is then wired to its partners by the router, so the sheet
-shows where power flows and which block talks to which.
+Each block is a hierarchical sheet box. The block most signals meet (the hub) stands in the
+middle; the blocks that talk to its left-hand pins stand in a column on its left, the others
+on its right, blocks that only take or give power below them. A block's signal pins face
+the hub, at the height of the hub's pin they wire to, so every signal is one straight line
+across the gap, named on that line. Power runs along the outside: one bus line per rail
+above the diagram, with a riser down the outer side of each column that a block taps from
+its outer edge (the hub from its top edge); a block that makes a rail has an output pin on
+it. Nets the hub is not on (a rev-B chip talking to its own sensor block) are routed.
 """
 
 from __future__ import annotations
 
-from .canvas import Canvas, Ink
-from .drawing import Label, Sheet, SheetBox, SheetPin, SymbolItem, Wire
-from .font import text_width
+from .canvas import Canvas, Ink, symbol_group
+from .drawing import Sheet, SheetBox, SheetPin, Wire
+from .font import label_box, text_width
 from .geometry import GRID, Rect, r4, snap
 from .router import Grid, RouteError, route_net
 
 STEP = 2 * GRID
 PIN_PITCH = STEP
-COL_GAP_MIN = 12 * STEP
-ROW_GAP = 8 * STEP
+BOX_GAP = 4 * STEP  # between boxes of a column (their names and file names sit there)
 
 
-def _box_size(name: str, left: list[str], right: list[str], top: list[str]) -> tuple[float, float]:
-    wl = max((text_width(n) for n in left), default=0.0)
-    wr = max((text_width(n) for n in right), default=0.0)
-    wt = max((text_width(n) for n in top), default=0.0)
-    w = max(text_width(name) + 2 * STEP, wl + wr + 4 * STEP, (len(top) + 1) * 2 * STEP, 12 * STEP)
-    rows = max(len(left), len(right))
-    h = max((rows + 1) * PIN_PITCH + (wt + STEP if top else 0.0), 6 * STEP)
-    return snap(w + STEP, STEP), snap(h + STEP, STEP)
+def _label_len(name: str) -> float:
+    x0, _y0, x1, _y1 = label_box("hier", name, 0.0, 0.0, "right")
+    return x1 - x0
 
 
-def layout_top(plan, design, sheet_files: dict[str, str]) -> tuple[Sheet, dict, list]:
-    """The top sheet's boxes, pins and wires; returns (sheet, box positions, nets to route)."""
+def layout_top(plan, design, sheet_files: dict[str, str]) -> tuple[Sheet, list[str]]:
     sheets = design.sheets
     hub = plan.hub
-    rails = sorted({r for rp in plan.rail_ports.values() for r, _ in rp},
-                   key=lambda r: [n.name for n in design.nets].index(r))
-    signal = {s: sorted(plan.ports.get(s, {})) for s in sheets}
-    power_only = [s for s in sheets if not signal[s] and s != hub]
-    left = [s for s in sheets if s not in power_only and s != hub and plan.side.get(s) == "left"]
-    right = [s for s in sheets if s not in power_only and s != hub and plan.side.get(s) == "right"]
-    # power producers first in their column
-    def prod_rank(s):
-        return -sum(1 for r in plan.producers.values() if s in r)
-    left.sort(key=lambda s: (prod_rank(s), sheets.index(s)))
-    right.sort(key=lambda s: (prod_rank(s), sheets.index(s)))
-    power_only.sort(key=lambda s: (prod_rank(s), sheets.index(s)))
+    net_order = [n.name for n in design.nets]
+    rails = sorted({r for rp in plan.rail_ports.values() for r, _ in rp}, key=net_order.index)
+    signals = {s: sorted(plan.ports.get(s, {})) for s in sheets}
+    shapes = {(s, n): shp for s in sheets for n, shp in plan.ports.get(s, {}).items()}
+    shapes.update({(s, r): shp for s in sheets for r, shp in plan.rail_ports.get(s, [])})
+    rails_of = {s: [r for r in rails if (s, r) in shapes] for s in sheets}
 
-    # which edge each signal pin goes on
-    def sig_side(s, net):
-        if s == hub:
-            partners = [t for t in sheets if t != s and net in plan.ports.get(t, {})]
-            sides = [plan.side.get(t) for t in partners]
-            return "left" if sides.count("left") >= sides.count("right") else "right"
-        if s in left:
-            return "right"
-        if s in right:
-            return "left"
-        return "bottom"
+    def produces(s):
+        return sum(1 for p in plan.producers.values() if s in p)
 
+    left = [s for s in sheets if s != hub and plan.side.get(s) == "left" and signals[s]]
+    right = [s for s in sheets if s != hub and plan.side.get(s) == "right" and signals[s]]
+    power_only = [s for s in sheets if s != hub and not signals[s]]
+    # power makers first in a column, blocks that only take power last
+    for s in sorted(power_only, key=lambda s: (-produces(s), sheets.index(s))):
+        (right if len(right) < len(left) else left).append(s)
+    key_ = {s: (0 if produces(s) else 1 if signals[s] else 2, sheets.index(s)) for s in sheets}
+    left.sort(key=key_.get)
+    right.sort(key=key_.get)
+
+    hub_nets = set(signals.get(hub, [])) if hub else set()
     boxes: dict[str, SheetBox] = {}
-    pins_of: dict[str, dict[str, list[str]]] = {}
-    for s in sheets:
-        edges = {"left": [], "right": [], "top": [], "bottom": []}
-        for net in signal[s]:
-            edges[sig_side(s, net)].append(net)
-        # power comes along the outside of the diagram: the outer edge of a side column,
-        # the top edge of the hub and of the blocks in the power row
-        rail_edge = "left" if s in left else "right" if s in right else "top"
-        for r, _shape in plan.rail_ports.get(s, []):
-            edges[rail_edge].append(r)
-        edges["top"].sort(key=rails.index)
-        pins_of[s] = edges
-        w, h = _box_size(s, edges["left"], edges["right"], edges["top"] + edges["bottom"])
-        boxes[s] = SheetBox(s, sheet_files[s], 0.0, 0.0, w, h)
-
-    # columns: left blocks, hub, right blocks; power-only blocks in a row above
-    def stack(col: list[str], x: float, y0: float) -> float:
-        y = y0
-        width = max((boxes[s].w for s in col), default=0.0)
-        for s in col:
-            b = boxes[s]
-            b.x, b.y = snap(x + (width - b.w) / 2, STEP), snap(y, STEP)
-            y = b.y + b.h + ROW_GAP
-        return width
-
-    n_left = sum(len(pins_of[s]["right"]) for s in left)
-    n_right = sum(len(pins_of[s]["left"]) for s in right)
-    gap_l = max(COL_GAP_MIN, (n_left + len(rails) + 4) * STEP)
-    gap_r = max(COL_GAP_MIN, (n_right + len(rails) + 4) * STEP)
-    top_row_h = max((boxes[s].h for s in power_only), default=0.0)
-    y_main = (top_row_h + ROW_GAP + len(rails) * STEP) if power_only else len(rails) * STEP + ROW_GAP
-    x = 0.0
-    wl = stack(left, x, y_main)
-    x_hub = x + wl + gap_l if left else 0.0
-    wh = stack([hub], x_hub, y_main) if hub else 0.0
-    x_right = x_hub + wh + gap_r
-    stack(right, x_right, y_main)
-    # power-only blocks above, left to right in the order power flows
-    px = 0.0
-    for s in power_only:
-        b = boxes[s]
-        b.x, b.y = snap(px, STEP), 0.0
-        px = b.x + b.w + COL_GAP_MIN
-
-    # pins along their edges, in the order of their partners (fewer crossings)
-    def partner_y(s, net):
-        ys = [boxes[t].y + boxes[t].h / 2 for t in sheets if t != s and
-              (net in plan.ports.get(t, {}) or any(net == r for r, _ in plan.rail_ports.get(t, [])))]
-        return sum(ys) / len(ys) if ys else 0.0
-
-    shapes = {}
-    for s in sheets:
-        for net, shp in plan.ports.get(s, {}).items():
-            shapes[(s, net)] = shp
-        for r, shp in plan.rail_ports.get(s, []):
-            shapes[(s, r)] = shp
-    for s in sheets:
-        b = boxes[s]
-        e = pins_of[s]
-        for side in ("left", "right"):
-            nets = sorted(e[side], key=lambda n: (partner_y(s, n), n))
-            for i, net in enumerate(nets):
-                x = b.x if side == "left" else b.x + b.w
-                y = b.y + (i + 1) * PIN_PITCH
-                b.pins.append(SheetPin(net, x, r4(y), side, shapes[(s, net)]))
-        for side in ("top", "bottom"):
-            for i, net in enumerate(e[side]):
-                x = b.x + (i + 1) * 2 * STEP
-                y = b.y if side == "top" else b.y + b.h
-                b.pins.append(SheetPin(net, r4(x), y, side, shapes[(s, net)]))
     sheet = Sheet(name="", title="")
+
+    def box_for(s: str, sig_side: str, rail_side: str) -> SheetBox:
+        sig = [n for n in signals[s]]
+        pins_l = sig if sig_side == "left" else []
+        pins_r = sig if sig_side == "right" else []
+        rl = rails_of[s]
+        if rail_side == "left":
+            pins_l = rl + pins_l
+        elif rail_side == "right":
+            pins_r = rl + pins_r
+        wl = max((_label_len(n) for n in pins_l), default=0.0)
+        wr = max((_label_len(n) for n in pins_r), default=0.0)
+        w = snap(max(text_width(s) + 2 * STEP, wl + wr + 3 * STEP, 12 * STEP) + STEP / 2, STEP)
+        rows = max(len(pins_l), len(pins_r))
+        h = snap(max((rows + 1) * PIN_PITCH, 6 * STEP) + STEP / 2, STEP)
+        b = SheetBox(s, sheet_files[s], 0.0, 0.0, w, h)
+        for side, names in (("left", pins_l), ("right", pins_r)):
+            for i, n in enumerate(names):
+                b.pins.append(SheetPin(n, 0.0, r4((i + 1) * PIN_PITCH), side, shapes[(s, n)]))
+        return b
+
+    # the side columns: boxes stacked; their pins' heights decide the hub's
+    col_w = {}
+    for col, sig_side, rail_side in ((left, "right", "left"), (right, "left", "right")):
+        y = 0.0
+        for s in col:
+            b = box_for(s, sig_side, rail_side)
+            b.y = snap(y, STEP)
+            boxes[s] = b
+            y = b.y + b.h + BOX_GAP
+        col_w[id(col)] = max((boxes[s].w for s in col), default=0.0)
+    # the hub: as tall as the pins it must face, rails on its top edge
+    hub_box = None
+    if hub:
+        hub_pins_l, hub_pins_r = [], []
+        for col, into in ((left, hub_pins_l), (right, hub_pins_r)):
+            for s in col:
+                b = boxes[s]
+                for p in b.pins:
+                    if p.name in hub_nets and p.side == ("right" if col is left else "left"):
+                        into.append((p.name, b.y + p.y))
+        extra_l = [n for n in signals[hub] if plan.side.get(_partner(plan, n, hub)) != "right"
+                   and n not in {x for x, _ in hub_pins_l + hub_pins_r}]
+        extra_r = [n for n in signals[hub] if n not in {x for x, _ in hub_pins_l + hub_pins_r}
+                   and n not in extra_l]
+        wl = max((_label_len(n) for n, _ in hub_pins_l), default=0.0)
+        wr = max((_label_len(n) for n, _ in hub_pins_r), default=0.0)
+        top_pins = rails_of[hub]
+        depth = max((_label_len(n) for n in top_pins), default=0.0)
+        w = snap(max(text_width(hub) + 2 * STEP, wl + wr + 3 * STEP,
+                     (len(top_pins) + 1) * 2 * STEP, 16 * STEP) + STEP / 2, STEP)
+        ys = [y for _, y in hub_pins_l + hub_pins_r] or [0.0]
+        top = snap(min(ys) - depth - 2 * STEP, STEP)
+        last = max(ys)
+        hub_box = SheetBox(hub, sheet_files[hub], 0.0, top, w, 0.0)
+        for n, y in hub_pins_l:
+            hub_box.pins.append(SheetPin(n, 0.0, r4(y - top), "left", shapes[(hub, n)]))
+        for n, y in hub_pins_r:
+            hub_box.pins.append(SheetPin(n, 0.0, r4(y - top), "right", shapes[(hub, n)]))
+        for i, n in enumerate(extra_l + extra_r):
+            side = "left" if n in extra_l else "right"
+            last += PIN_PITCH
+            hub_box.pins.append(SheetPin(n, 0.0, r4(last - top), side, shapes[(hub, n)]))
+        for i, n in enumerate(top_pins):
+            hub_box.pins.append(SheetPin(n, r4((i + 1) * 2 * STEP), 0.0, "top", shapes[(hub, n)]))
+        hub_box.h = snap(last - top + 2 * STEP, STEP)
+        boxes[hub] = hub_box
+    # columns side by side: room in each gap for the longest net name on its lines
+    def gap_for(col):
+        names = [p.name for s in col for p in boxes[s].pins if p.name in hub_nets]
+        return snap(max((text_width(n) for n in names), default=0.0) + 6 * STEP, STEP)
+
+    x = 0.0
+    for s in left:
+        boxes[s].x = snap(x + col_w[id(left)] - boxes[s].w, STEP)  # flush against the gap
+    if left:
+        x += col_w[id(left)] + gap_for(left)
+    if hub_box:
+        hub_box.x = snap(x, STEP)
+        x += hub_box.w + gap_for(right)
+    for s in right:
+        boxes[s].x = snap(x, STEP)
+    # pins to sheet coordinates
+    for b in boxes.values():
+        for p in b.pins:
+            if p.side == "left":
+                p.x, p.y = b.x, r4(b.y + p.y)
+            elif p.side == "right":
+                p.x, p.y = r4(b.x + b.w), r4(b.y + p.y)
+            else:
+                p.x, p.y = r4(b.x + p.x), b.y
     sheet.boxes = [boxes[s] for s in sheets]
-    return sheet, boxes, rails
+    draw_signals(sheet, boxes, hub, hub_nets)
+    draw_power(sheet, boxes, left, right, hub, rails, rails_of)
+    return sheet, rails
 
 
-def route_top(sheet: Sheet, rails: list[str], extra_canvas_items=()) -> list[str]:
-    """Wire every sheet pin to the pins of the same name; returns the nets that could not be
-    routed (their pins are then joined by labels)."""
+def _partner(plan, net, hub):
+    for s, ports in plan.ports.items():
+        if s != hub and net in ports:
+            return s
+    return None
+
+
+def draw_signals(sheet: Sheet, boxes, hub, hub_nets) -> None:
+    """The hub's nets: straight lines between a block's pin and the hub's pin level with it."""
+    if not hub:
+        return
+    hb = boxes[hub]
+    by_name = {}
+    for p in hb.pins:
+        if p.side in ("left", "right"):
+            by_name[p.name] = p
+    for s, b in boxes.items():
+        if s == hub:
+            continue
+        for p in b.pins:
+            hp = by_name.get(p.name)
+            if hp is not None and abs(hp.y - p.y) < 1e-6 and p.side != hp.side:
+                sheet.wires.append(Wire((p.x, p.y), (hp.x, hp.y), p.name))
+
+
+def draw_power(sheet: Sheet, boxes, left, right, hub, rails, rails_of) -> None:
+    """A bus line per rail above the diagram, risers down the outer sides of the columns,
+    taps into the blocks' outer edges and drops onto the hub's top edge."""
+    if not rails:
+        return
+    top = min(b.y for b in boxes.values()) - 3 * STEP
+    bus_y = {r: snap(top - (len(rails) - i) * STEP, STEP) for i, r in enumerate(rails)}
+    x_left = min((boxes[s].x for s in left), default=None)
+    x_right = max((boxes[s].x + boxes[s].w for s in right), default=None)
+    for i, r in enumerate(rails):
+        xs = []
+        taps_l = [p for s in left for p in boxes[s].pins if p.name == r and p.side == "left"]
+        taps_r = [p for s in right for p in boxes[s].pins if p.name == r and p.side == "right"]
+        drops = [p for p in boxes[hub].pins if p.name == r and p.side == "top"] if hub else []
+        y = bus_y[r]
+        if taps_l:
+            xr = snap(x_left - (len(rails) - i) * STEP - STEP, STEP)
+            low = max(p.y for p in taps_l)
+            sheet.wires.append(Wire((xr, y), (xr, low), r))
+            for p in taps_l:
+                sheet.wires.append(Wire((p.x, p.y), (xr, p.y), r))
+            xs.append(xr)
+        if taps_r:
+            xr = snap(x_right + (len(rails) - i) * STEP + STEP, STEP)
+            low = max(p.y for p in taps_r)
+            sheet.wires.append(Wire((xr, y), (xr, low), r))
+            for p in taps_r:
+                sheet.wires.append(Wire((p.x, p.y), (xr, p.y), r))
+            xs.append(xr)
+        for p in drops:
+            sheet.wires.append(Wire((p.x, p.y), (p.x, y), r))
+            xs.append(p.x)
+        if len(xs) > 1:
+            sheet.wires.append(Wire((min(xs), y), (max(xs), y), r))
+
+
+
+def route_top(sheet: Sheet, rails: list[str]) -> list[str]:
+    """Route what the diagram does not draw (nets between two side blocks, a net on three
+    blocks), then name every net between blocks on its wire. Returns nets left unrouted."""
     canvas = Canvas()
     for b in sheet.boxes:
         # the box, less a rim: its pins sit on its edge and wires must reach them
@@ -148,9 +224,8 @@ def route_top(sheet: Sheet, rails: list[str], extra_canvas_items=()) -> list[str
         canvas.add_ink(Ink(b.file_rect(), "text", b))
         for p in b.pins:
             canvas.add_point((p.x, p.y), p.name)
+            canvas.add_ink(Ink(p.rect(), "text", b))
     for s in sheet.symbols:
-        from .canvas import symbol_group
-
         canvas.add_group(symbol_group(s, {p.number: s.value for p in s.pins}))
     for w in sheet.wires:
         canvas.add_wire(w)
@@ -162,13 +237,11 @@ def route_top(sheet: Sheet, rails: list[str], extra_canvas_items=()) -> list[str
             d = {"left": (-1, 0), "right": (1, 0), "top": (0, -1), "bottom": (0, 1)}[p.side]
             by_net.setdefault(p.name, []).append(((p.x, p.y), d))
     failed = []
-    order = sorted(by_net, key=lambda n: (n not in rails, -len(by_net[n]), n))
-    for net in order:
+    for net in sorted(by_net, key=lambda n: (-len(by_net[n]), n)):
         reqs = by_net[net]
         if len(reqs) < 2:
             continue
         try:
-            # each pin joins the rest of its net (the first one joins the nearest pin)
             wires = []
             for point, d in reqs:
                 wires += route_net(grid, net, [(point, d)])
@@ -176,7 +249,12 @@ def route_top(sheet: Sheet, rails: list[str], extra_canvas_items=()) -> list[str
             failed.append(net)
             continue
         sheet.wires += wires
+        for w in wires:
+            canvas.add_wire(w)
+    from .layout import label_nets
+
+    label_nets(set(rails), sheet, canvas, "")
     return failed
 
 
-__all__ = ["layout_top", "route_top", "Label", "SymbolItem", "Wire"]
+__all__ = ["layout_top", "route_top"]

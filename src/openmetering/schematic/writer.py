@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 
-from . import sexpr
+from .. import sexpr
 from .drawing import TEXT, Sheet, SymbolItem
-from .sexpr import Q
+from ..sexpr import Q
 
 KICAD_SCH_VERSION = "20250114"
 NAMESPACE = uuid.UUID("6f6d642d-7363-6865-6d61-746963000001")  # fixed: uuids must not move
@@ -51,7 +51,7 @@ def _symbol(s: SymbolItem, sheet_key: str, instance_path: str, project: str) -> 
         node.append(_prop(f.name, f.text, f.x, f.y, angle, hide=f.hidden or not f.text))
     x, y = s.t.x, s.t.y
     node.append(_prop("Footprint", s.footprint, x, y, hide=True))
-    lib_props = {str(p[1]): str(p[2]) for p in sexpr.find_all(s.libsym.tree, "property")}
+    lib_props = {str(p[1]): str(p[2]) for p in sexpr.children(s.libsym.tree, "property")}
     node.append(_prop("Datasheet", lib_props.get("Datasheet", ""), x, y, hide=True))
     node.append(_prop("Description", lib_props.get("Description", ""), x, y, hide=True))
     for k, v in s.extra.items():
