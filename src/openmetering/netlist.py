@@ -6,6 +6,8 @@ Outputs (all reproducible byte for byte):
                                         function block, a top sheet with the block diagram)
 - hardware/kicad/open-meter.net         KiCad's own netlist of that schematic (the board's input)
 - hardware/reports/erc.json             SKiDL and KiCad ERC results, with every waiver and reason
+- hardware/reports/schematic.json       the drawing's figures against its rules (fill per sheet,
+                                        closest texts, decoupling distances)
 - docs/generated/schematic/             schematic PDF and SVG for the docs
 """
 
@@ -171,6 +173,15 @@ def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> di
             raise CheckFailed("KiCad schematic ERC failed:\n  " + "\n  ".join(kerc["violations"]))
         canonical = ProjectPaths.at(paths.root)
         export_kicad_netlist(schematic, paths.netlist, canonical.rel(canonical.schematic))
+        # the drawing's own rules (text clear of text, bodies and wires; paper and fill;
+        # decoupling wired beside its pin; every net named), read back from the files
+        from .schematic import rules
+
+        drawn = rules.check(sorted(Path(tmp).glob(f"{paths.name}*.kicad_sch")), paths.netlist)
+        if drawn["violations"]:
+            raise CheckFailed("schematic rules failed:\n  " + "\n  ".join(drawn["violations"]))
+        write_text_if_changed(paths.reports / "schematic.json",
+                              json.dumps(rules.summary(drawn), indent=2) + "\n")
         if docs:
             export_schematic_docs(schematic, paths.schematic_pictures)
 

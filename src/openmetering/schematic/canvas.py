@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .drawing import Label, NoConnect, SymbolItem, Wire
 from .geometry import Rect, key, on_segment, segment_rect
 
-TEXT_GAP = 0.3  # mm between a text and anything else
+TEXT_GAP = 0.6  # mm between a text and anything else (so two texts do not read as one)
 BODY_GAP = 0.5  # mm between two symbol bodies
 WIRE_GAP = 0.3  # mm between a wire and a body or text it does not belong to
 
@@ -73,7 +73,7 @@ def _clearance(a: Ink, b: Ink) -> float | None:
             return None
         return 0.0
     if kinds == {"pin", "label"} and a.net is not None and a.net == b.net:
-        return None  # a label on the pin's own net, sitting on its wire
+        return 0.0  # a label of the pin's own net may come close, but not over the pin
     if kinds == {"pin", "body"}:
         body, pin = (a, b) if ka == "body" else (b, a)
         if body.net is not None and body.net == pin.net:

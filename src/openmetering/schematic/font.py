@@ -89,7 +89,7 @@ def ink_box(text: str, x: float, y: float, size: float = 1.27, hjust: str = "cen
 
 # Labels, measured the same way (Eeschema's SVG plot of 1.27 mm labels): a local label's
 # text stands 0.51 mm above its wire and starts 0.2 mm past the point; a hierarchical label
-# is its shape plus its text, 1.1 mm longer than the text's box and 0.75 mm either side of
+# is its shape plus its text, 1.2 mm longer than the text's box and 0.75 mm either side of
 # the wire; a global label's outline is 2.5 mm longer and 1.35 mm either side.
 def label_box(kind: str, text: str, x: float, y: float, direction: str,
               size: float = 1.27) -> tuple[float, float, float, float]:
@@ -99,11 +99,20 @@ def label_box(kind: str, text: str, x: float, y: float, direction: str,
     w = text_width(text, size)
     if kind == "local":
         start, length, near, far = 0.2 * k, w, 0.35 * k, 1.9 * k  # beside the wire, one side
+        plain = _MARKUP.sub(lambda m: m.group(2), text)
+        if any(c in _DESCENDERS for c in plain) or "_{" in text:
+            near = 0.0  # descenders come down to the wire
+        if "~{" in text:
+            far += _OVERBAR_127 * k
         a0, a1, b0, b1 = start, start + length, -far, -near
-    elif kind == "global":
-        a0, a1, b0, b1 = 0.0, w + 2.5 * k, -1.35 * k, 1.35 * k
     else:
-        a0, a1, b0, b1 = 0.0, w + 1.1 * k, -0.75 * k, 0.75 * k
+        plain = _MARKUP.sub(lambda m: m.group(2), text)
+        down = _DESCENDER_127 * k if any(c in _DESCENDERS for c in plain) or "_{" in text else 0.0
+        up = _OVERBAR_127 * k if "~{" in text else 0.0
+        if kind == "global":
+            a0, a1, b0, b1 = -0.1 * k, w + 2.6 * k, -1.35 * k - up, 1.35 * k + down
+        else:  # the shape's outline starts at the point, half a pen before it
+            a0, a1, b0, b1 = -0.1 * k, w + 1.3 * k, -0.75 * k - up, 0.75 * k + down
     if direction == "right":
         return x + a0, y + b0, x + a1, y + b1
     if direction == "left":

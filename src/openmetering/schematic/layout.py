@@ -412,8 +412,15 @@ class SheetLayout:
                 continue
             self.drawn_nets.add(net.name)
             if d[1] != 0 and self.tree_size(net):
-                # leaves a top/bottom pin: turn away from the body's middle
-                turn = (1, 0) if root[0] >= item.body().cx else (-1, 0)
+                # leaves a top/bottom pin: turn to the side with fewer neighbours on that
+                # edge (away from the body's middle when even), so the line passes none
+                same = [t.point[0] for t in terms if t.dir == d and t is not bundle[0]]
+                right = sum(1 for x in same if x > root[0])
+                left_n = sum(1 for x in same if x < root[0])
+                if right != left_n:
+                    turn = (1, 0) if right < left_n else (-1, 0)
+                else:
+                    turn = (1, 0) if root[0] >= item.body().cx else (-1, 0)
                 root = self.extend(block, net.name, root, d, 1)
                 d = turn
             self.grow_tree(block, net, root, d, came_from=None)

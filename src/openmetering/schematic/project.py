@@ -316,7 +316,7 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None)
         ext_top, ext_extra = top.extent(), extra.extent()
         extra.move(snap(ext_top.x0 - ext_extra.x0, STEP), snap(ext_top.y1 + 2 * STEP - ext_extra.y0, STEP))
         L.merge(top, extra)
-        L.finish(top)
+    L.finish(top)
     place_on_paper(top)
     # power symbols numbered across the project, sheet by sheet
     n = 0

@@ -8,8 +8,9 @@ from the generator. So a sheet that breaks a rule fails here however it was draw
 Rules:
 - text: no text (a reference, a value, a label, a pin's name or number, a power symbol's
   net name, a sheet's name) overlaps another text, a symbol's body or a wire;
-- fill: the drawing covers at least FILL_MIN of the paper's drawable area (inside the frame,
-  less the title block), and the paper is A5, A4 or A3;
+- paper: A5, A4 or A3, the smallest of them that holds the drawing, and the drawing covers
+  at least FILL_MIN of the paper's drawable area (inside the frame, less the title block);
+  on A5, the smallest, a block of a few parts may cover less, down to FILL_MIN_A5;
 - decoupling: a capacitor whose supply side shares a net with a chip's power pin on the same
   sheet is wired (by wires alone, no label or power symbol between) to such a pin, at most
   DECOUPLING_MAX away;
@@ -30,6 +31,8 @@ from . import font
 from .geometry import Rect
 
 FILL_MIN = 0.20
+FILL_MIN_A5 = 0.15
+MARGIN = 5.08  # kept clear inside the frame
 DECOUPLING_MAX = 20.0  # mm, capacitor pin to the power pin it serves
 PAPER = {"A5": (210.0, 148.0), "A4": (297.0, 210.0), "A3": (420.0, 297.0)}
 FRAME = 12.0
@@ -373,6 +376,21 @@ def fill(geo: SheetGeometry) -> float:
     return covered / (frame.area - tb.area)
 
 
+def fits_smaller(geo: SheetGeometry) -> str | None:
+    """The next smaller paper the drawing's box would fit on (above or beside its title
+    block), if any."""
+    names = list(PAPER)
+    if geo.paper not in PAPER or geo.extent is None or names.index(geo.paper) == 0:
+        return None
+    smaller = names[names.index(geo.paper) - 1]
+    frame, tb = drawable(smaller)
+    w, h = geo.extent.w, geo.extent.h
+    inner_w, inner_h = frame.w - 2 * MARGIN, frame.h - 2 * MARGIN
+    above = w <= inner_w and h <= inner_h - tb.h - MARGIN
+    beside = w <= inner_w - tb.w - MARGIN and h <= inner_h
+    return smaller if above or beside else None
+
+
 def outside_frame(geo: SheetGeometry) -> list[str]:
     if geo.paper not in PAPER:
         return [f"paper {geo.paper} (A5, A4 or A3 only)"]
@@ -482,9 +500,13 @@ def check(sheets: list[Path], netlist_path: Path) -> dict:
         geo = read_sheet(path)
         bad = [f"{path.name}: {m}" for m in text_overlaps(geo) + outside_frame(geo)]
         f = fill(geo)
-        if f < FILL_MIN:
+        least = FILL_MIN_A5 if geo.paper == "A5" else FILL_MIN
+        if f < least:
             bad.append(f"{path.name}: the drawing fills {f:.0%} of its {geo.paper} sheet "
-                       f"(at least {FILL_MIN:.0%})")
+                       f"(at least {least:.0%})")
+        smaller = fits_smaller(geo)
+        if smaller:
+            bad.append(f"{path.name}: the drawing would fit {smaller}, it is on {geo.paper}")
         dbad, dist = decoupling(geo, by_sheet_pin)
         bad += [f"{path.name}: {m}" for m in dbad]
         report["violations"] += bad
@@ -496,3 +518,17 @@ def check(sheets: list[Path], netlist_path: Path) -> dict:
             "decoupling_pin": {k: v[0] for k, v in sorted(dist.items())},
         }
     return report
+
+
+def summary(report: dict) -> dict:
+    """The figures of a passing check, for hardware/reports/schematic.json."""
+    sheets = report["sheets"]
+    gaps = [v["min_text_gap_mm"] for v in sheets.values() if v["min_text_gap_mm"] is not None]
+    dists = [d for v in sheets.values() for d in v["decoupling_mm"].values()]
+    return {
+        "rules": {"fill_min": FILL_MIN, "fill_min_a5": FILL_MIN_A5,
+                  "decoupling_max_mm": DECOUPLING_MAX, "papers": list(PAPER)},
+        "min_text_gap_mm": min(gaps) if gaps else None,
+        "max_decoupling_mm": max(dists) if dists else None,
+        "sheets": sheets,
+    }

@@ -104,7 +104,7 @@ def layout_top(plan, design, sheet_files: dict[str, str]) -> tuple[Sheet, list[s
         top_pins = rails_of[hub]
         depth = max((_label_len(n) for n in top_pins), default=0.0)
         w = snap(max(text_width(hub) + 2 * STEP, wl + wr + 3 * STEP,
-                     (len(top_pins) + 1) * 2 * STEP, 16 * STEP) + STEP / 2, STEP)
+                     text_width(hub) + (len(top_pins) + 2) * 2 * STEP, 16 * STEP) + STEP / 2, STEP)
         ys = [y for _, y in hub_pins_l + hub_pins_r] or [0.0]
         top = snap(min(ys) - depth - 2 * STEP, STEP)
         last = max(ys)
@@ -117,8 +117,9 @@ def layout_top(plan, design, sheet_files: dict[str, str]) -> tuple[Sheet, list[s
             side = "left" if n in extra_l else "right"
             last += PIN_PITCH
             hub_box.pins.append(SheetPin(n, 0.0, r4(last - top), side, shapes[(hub, n)]))
+        first = snap(text_width(hub) + 2 * STEP, STEP)  # clear of the sheet's name above
         for i, n in enumerate(top_pins):
-            hub_box.pins.append(SheetPin(n, r4((i + 1) * 2 * STEP), 0.0, "top", shapes[(hub, n)]))
+            hub_box.pins.append(SheetPin(n, r4(first + i * 2 * STEP), 0.0, "top", shapes[(hub, n)]))
         hub_box.h = snap(last - top + 2 * STEP, STEP)
         boxes[hub] = hub_box
     # columns side by side: room in each gap for the longest net name on its lines
