@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import circuit as design
-from . import kicad
-from .errors import CheckFailed, DesignError
+from . import kicad, sexpr
+from .errors import CheckFailed
 from .paths import ProjectPaths, project
 from .repro import write_text_if_changed
 
@@ -138,16 +138,49 @@ def run_kicad_erc(schematic: Path) -> dict:
                        for k, n in sorted(waived.items())}}
 
 
+SCREENSHOT_DPI = 200  # 1.27 mm text is 10 px tall: readable at 100 % zoom
+
+
+def screenshot_sheets(top: Path) -> list[tuple[str, int]]:
+    """(sheet file stem, PDF page) of the sheets the docs show as pictures: the top sheet,
+    the block most others talk to (most hierarchical labels) and the busiest other block
+    (most parts)."""
+    tree = sexpr.parse(top.read_text(), str(top))
+    pages = []
+    for box in sexpr.children(tree, "sheet"):
+        fname = next(p[2] for p in sexpr.children(box, "property") if p[1] == "Sheetfile")
+        page = sexpr.value(sexpr.child(sexpr.child(sexpr.child(box, "instances"), "project"),
+                                       "path"), "page")
+        sub = sexpr.parse((top.parent / fname).read_text(), fname)
+        labels = len(sexpr.children(sub, "hierarchical_label"))
+        parts = sum(1 for s in sexpr.children(sub, "symbol")
+                    if not sexpr.value(s, "lib_id").startswith("power:"))
+        pages.append((Path(fname).stem, int(page), labels, parts))
+    if not pages:
+        return [(top.stem, 1)]
+    hub = max(pages, key=lambda p: (p[2], -p[1]))
+    busy = max((p for p in pages if p is not hub), key=lambda p: (p[3], -p[1]), default=None)
+    return [(top.stem, 1), (hub[0], hub[1])] + ([(busy[0], busy[1])] if busy else [])
+
+
 def export_schematic_docs(schematic: Path, out_dir: Path) -> None:
+    """The sheets for the docs: one PDF, an SVG per sheet, and PNG pictures (KiCad's plot
+    rasterised by poppler at SCREENSHOT_DPI) of the sheets the hardware page shows."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    kicad.cli("sch", "export", "pdf", "-o", out_dir / f"{schematic.stem}-schematic.pdf",
-              schematic.name, cwd=schematic.parent)
+    pdf = out_dir / f"{schematic.stem}-schematic.pdf"
+    kicad.cli("sch", "export", "pdf", "-o", pdf, schematic.name, cwd=schematic.parent)
     with tempfile.TemporaryDirectory() as tmp:
         kicad.cli("sch", "export", "svg", "-o", tmp, schematic.name, cwd=schematic.parent)
-        for old in out_dir.glob("*.svg"):
+        for old in list(out_dir.glob("*.svg")) + list(out_dir.glob("*.png")):
             old.unlink()
         for svg in sorted(Path(tmp).glob("*.svg")):
             shutil.copyfile(svg, out_dir / svg.name)
+        for stem, page in screenshot_sheets(schematic):
+            name = schematic.stem + stem.removeprefix(schematic.stem).replace("_", "-", 1)
+            kicad.run(["pdftoppm", "-png", "-r", str(SCREENSHOT_DPI), "-f", str(page), "-l",
+                       str(page), "-singlefile", str(pdf), str(Path(tmp) / name)],
+                      what=f"pdftoppm (sheet {stem})")
+            shutil.copyfile(Path(tmp) / f"{name}.png", out_dir / f"{name}.png")
 
 
 def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> dict:

@@ -372,7 +372,7 @@ class SheetLayout:
                 sheet.wires.append(w)
                 canvas.add_wire(w)
                 ends.append(end)
-            for a, b in zip(ends, ends[1:]):
+            for a, b in zip(ends, ends[1:], strict=False):
                 w = Wire(a, b, bundle[0].net.name)
                 sheet.wires.append(w)
                 canvas.add_wire(w)
@@ -561,7 +561,6 @@ class SheetLayout:
         canvas, sheet = block.canvas, block.sheet
         # the rail line: from the stub end (lifted further along d), then along `along`
         start = (r4(root[0] + d[0] * STEP * lift), r4(root[1] + d[1] * STEP * lift))
-        items: list[tuple[SymbolItem, Part | None]] = []
         wires: list[Wire] = []
         if lift:
             wires.append(Wire(root, start, net.name))

@@ -11,12 +11,12 @@ import copy
 import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
+from .. import sexpr
 from ..errors import DesignError
 from ..kicad import SYMBOL_DIR as KICAD_SYMBOL_DIR
-from .. import sexpr
 from ..sexpr import Q
 
 # KiCad's default pin name offset and text size, used where a symbol does not set them
@@ -73,7 +73,7 @@ class LibSymbol:
         return [p for p in self.pins if p.unit in (0, unit)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _library_text(lib: str) -> str:
     path = KICAD_SYMBOL_DIR / f"{lib}.kicad_sym"
     if not path.exists():
@@ -81,7 +81,7 @@ def _library_text(lib: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _raw_symbol(lib: str, name: str) -> list:
     text = _library_text(lib)
     m = re.search(r'^\s\(symbol "' + re.escape(name) + r'"\s*$', text, re.M)
@@ -174,7 +174,7 @@ def _graphic_rects(item) -> list[tuple[float, float, float, float]]:
         if filled or kind == "bezier" or len(pts) < 2:
             groups = [pts]
         else:
-            groups = [[a, b] for a, b in zip(pts, pts[1:])]
+            groups = [[a, b] for a, b in zip(pts, pts[1:], strict=False)]
     elif kind == "circle":
         cx, cy = _xy(sexpr.child(item, "center"))
         r = float(sexpr.child(item, "radius")[1])
@@ -213,7 +213,7 @@ def _text_size(node) -> float:
     return float(size[1]) if size is not None else DEFAULT_TEXT
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(lib: str, name: str) -> LibSymbol:
     tree = _flatten(lib, name)
     tree[1] = Q(f"{lib}:{name}")

@@ -8,12 +8,9 @@ from dataclasses import dataclass, field
 
 from ..errors import DesignError
 from . import layout as L
-from .canvas import Canvas, Ink
-from .drawing import Label, Sheet, SheetBox, SheetPin, SymbolItem, Wire
-from .font import text_width
-from .geometry import GRID, Rect, Transform, r4, snap
-from .model import POWER_TYPES, Design, Net, Part
-from .router import Grid, RouteError, route_net
+from .drawing import Sheet
+from .geometry import GRID, Rect, r4, snap
+from .model import Design, Net, Part
 from .writer import PAPER
 
 STEP = L.STEP

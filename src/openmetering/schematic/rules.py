@@ -153,7 +153,7 @@ def _lib_rects(lib) -> list[tuple[float, float, float, float]]:
             elif g[0] in ("polyline", "bezier"):
                 p = [_xy(q) for q in sexpr.children(sexpr.child(g, "pts"), "xy")]
                 groups = [p] if filled or g[0] == "bezier" or len(p) < 2 else \
-                    [[a, b] for a, b in zip(p, p[1:])]
+                    [[a, b] for a, b in zip(p, p[1:], strict=False)]
             elif g[0] == "circle":
                 cx, cy = _xy(sexpr.child(g, "center"))
                 r = _f(g, "radius")

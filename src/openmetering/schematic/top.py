@@ -113,7 +113,7 @@ def layout_top(plan, design, sheet_files: dict[str, str]) -> tuple[Sheet, list[s
             hub_box.pins.append(SheetPin(n, 0.0, r4(y - top), "left", shapes[(hub, n)]))
         for n, y in hub_pins_r:
             hub_box.pins.append(SheetPin(n, 0.0, r4(y - top), "right", shapes[(hub, n)]))
-        for i, n in enumerate(extra_l + extra_r):
+        for n in extra_l + extra_r:
             side = "left" if n in extra_l else "right"
             last += PIN_PITCH
             hub_box.pins.append(SheetPin(n, 0.0, r4(last - top), side, shapes[(hub, n)]))

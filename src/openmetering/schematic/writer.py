@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 
 from .. import sexpr
-from .drawing import TEXT, Sheet, SymbolItem
 from ..sexpr import Q
+from .drawing import TEXT, Sheet, SymbolItem
 
 KICAD_SCH_VERSION = "20250114"
 NAMESPACE = uuid.UUID("6f6d642d-7363-6865-6d61-746963000001")  # fixed: uuids must not move
