@@ -21,7 +21,6 @@ the groups are then arranged in columns and the nets between them routed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from ..errors import DesignError
@@ -1379,9 +1378,6 @@ def label_nets(rails: set[str], sheet: Sheet, canvas: Canvas, where: str) -> Non
                 if done:
                     break
         if not done:
-            if os.environ.get("OMD_SCH_DEBUG"):
-                print(f"WARNING {where}: no room to name net {net}")
-                continue
             raise PlacementError(f"{where or 'top sheet'}: no room to name net {net}")
 
 
