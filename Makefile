@@ -7,7 +7,7 @@ PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup circuit netlist bom assertions board fab firmware docs test bench \
-        bench-firmware bench-server serve simulate lint lock clean
+        bench-firmware bench-server bench-route serve simulate lint lock clean
 
 all: circuit board fab firmware docs
 
@@ -41,6 +41,7 @@ fab: board
 firmware: circuit
 	$(PY) -m firmware.tools.gen_esphome
 	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
+	$(PY) -m firmware.tools.bench_chip --out docs/generated/accuracy-chip.md > /dev/null
 
 # --- docs ------------------------------------------------------------------------------------
 docs: circuit board fab firmware
@@ -51,13 +52,17 @@ docs: circuit board fab firmware
 test: setup
 	$(PYTEST) -q
 
-bench: bench-firmware bench-server
+bench: bench-firmware bench-server bench-route
 
 bench-firmware: setup
 	$(PY) -m firmware.tools.bench
+	$(PY) -m firmware.tools.bench_chip
 
 bench-server: setup
 	$(PY) -m omd_server.bench
+
+bench-route: setup  # the board routed from scratch 3 times: seconds per run, medians, same result
+	$(PY) -m openmetering.route --bench
 
 # --- running the LAN server -------------------------------------------------------------------
 serve: setup

@@ -85,9 +85,10 @@ class ProjectPaths:
     bom_csv, bom_xlsx, cost = _below("bom", "{name}-bom.csv", "{name}-bom.xlsx", "cost.json")
     fab_summary = _Below("fab", "fab-summary.json")
 
-    # --- generated: docs (accuracy.md is the firmware bench's) ------------------------------
-    board_pictures, schematic_pictures, docs_include, accuracy, router_comparison = _below(
-        "generated_docs", "board", "schematic", "include", "accuracy.md", "router-comparison.md")
+    # --- generated: docs (the accuracy pages are the firmware benches') ----------------------
+    board_pictures, schematic_pictures, docs_include, accuracy, accuracy_chip, router_comparison = (
+        _below("generated_docs", "board", "schematic", "include", "accuracy.md",
+               "accuracy-chip.md", "router-comparison.md"))
     site = _Below("root", "site")
 
     # --- scratch ----------------------------------------------------------------------------

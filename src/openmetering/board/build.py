@@ -64,12 +64,9 @@ def input_hash(paths: ProjectPaths, netlist: Path) -> dict:
 # ---------------------------------------------------------------- the child
 
 
-def assemble(spec_path: Path, netlist: Path, out: Path, report: Path, place_only: bool = False,
-             no_pour: bool = False) -> None:
-    """Runs in the frozen-clock child: place, route, pour and save the board. The order of
-    the steps is the order in which KiCad items get their seeded UUIDs."""
-    spec = load_spec(spec_path)
-    t0 = time.perf_counter()
+def place_board(spec: dict, netlist: Path) -> Layout:
+    """Footprints from the netlist, placed, with outline, keep-outs and silkscreen: the board
+    the router gets (the router's benchmark places it the same way)."""
     lay = Layout(netlist, spec)
     kicad_project.design_settings(lay)
     lay.add_footprints()
@@ -78,6 +75,16 @@ def assemble(spec_path: Path, netlist: Path, out: Path, report: Path, place_only
     zones.keepouts(lay)
     outline.trim_silk(lay)
     outline.silkscreen(lay)
+    return lay
+
+
+def assemble(spec_path: Path, netlist: Path, out: Path, report: Path, place_only: bool = False,
+             no_pour: bool = False) -> None:
+    """Runs in the frozen-clock child: place, route, pour and save the board. The order of
+    the steps is the order in which KiCad items get their seeded UUIDs."""
+    spec = load_spec(spec_path)
+    t0 = time.perf_counter()
+    lay = place_board(spec, netlist)
     t1 = time.perf_counter()
     prob = routing.problem(lay, h=spec["routing"]["grid"])
     rt = router.Router(prob)
