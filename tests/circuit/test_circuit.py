@@ -202,7 +202,7 @@ def test_flash_psram_pin_fires(variant, tools):
     assert any(f.startswith("[flash-psram] U1 pin IO35") for f in found), found
     # and on the board side: something wired to GPIO36
     net = _net(variant)
-    found = _findings(variant, netlist=tools.move_node(net, "U1", "29", "LED_NET"))
+    found = _findings(variant, netlist=tools.move_node(net, "U1", "29", "/LED_NET"))
     assert any(f.startswith("[flash-psram] U1 pin 29 (IO36)") for f in found), found
 
 
