@@ -414,6 +414,10 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
     def page():
         return resources.files("omd_server").joinpath("static/status.html").read_text("utf-8")
 
+    from .attestations_api import router as attestations_router
+
+    app.include_router(attestations_router)
+
     @app.exception_handler(StorageUnavailable)
     async def _storage_handler(request: Request, exc: StorageUnavailable):
         return _unavailable(exc)
