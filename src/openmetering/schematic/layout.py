@@ -108,6 +108,12 @@ class PlacementError(DesignError):
     pass
 
 
+class NoRoomForDecoupling(PlacementError):
+    def __init__(self, message: str, net: str):
+        super().__init__(message)
+        self.net = net
+
+
 class SheetLayout:
     """Lays out the parts of one sheet."""
 
@@ -344,6 +350,21 @@ class SheetLayout:
 
     # --- one anchor and everything hanging off it -----------------------------------------
     def draw_anchor(self, part: Part, unit: int) -> Block:
+        """The anchor with its groups; a rail whose decoupling finds no room once the pin's
+        other lines are drawn is drawn again first, its parts in line with the pin."""
+        early: dict[str, bool] = {}  # rail -> its parts in line first; in the order they failed
+        while True:
+            state = (set(self.drawn_parts), set(self.drawn_nets), set(self.labelled))
+            try:
+                return self._draw_anchor(part, unit, early)
+            except NoRoomForDecoupling as e:
+                if early.get(e.net):
+                    raise
+                self.drawn_parts, self.drawn_nets, self.labelled = state
+                # the first to fail goes in line; the others first, the usual way
+                early[e.net] = e.net in early or not early
+
+    def _draw_anchor(self, part: Part, unit: int, early: dict[str, bool]) -> Block:
         sheet = Sheet(name=self.name, title="")
         canvas = Canvas()
         block = Block(f"{part.ref}.{unit}", sheet, canvas)
@@ -389,19 +410,22 @@ class SheetLayout:
                 size = self.tree_size(net)
                 return (0 if size == 0 else 2, size, b[0].point[1], b[0].point[0])
             caps = len(self.caps_of(b))
+            if net.name in early:
+                return (0.5, -list(early).index(net.name), b[0].point[1], b[0].point[0])
             return (1 if caps == 0 else 3, caps, b[0].point[1], b[0].point[0])
         lanes_made = False
         for bundle in sorted(bundles, key=order):
             net = bundle[0].net
             root, d = stubs[id(bundle[0])]
-            if order(bundle)[0] >= 2 and not lanes_made:
-                self.reserve_lanes(block, item, [b for b in bundles if order(b)[0] >= 2], stubs)
+            if order(bundle)[0] >= (0.5 if early else 2) and not lanes_made:
+                self.reserve_lanes(block, item, [b for b in bundles if order(b)[0] >= order(bundle)[0]], stubs,
+                                   long={b[0].net.name for b in bundles} & set(early))
                 lanes_made = True
             block.canvas.remove_owner(("lane", id(bundle[0])))
             if net.rail:
                 caps = self.caps_of(bundle)
                 if caps:
-                    self.draw_comb(block, net, root, d, caps)
+                    self.draw_comb(block, net, root, d, caps, inline_first=early.get(net.name, False))
                 else:
                     self.draw_rail_end(block, net, root, d)
                 continue
@@ -422,11 +446,21 @@ class SheetLayout:
                     turn = (1, 0) if root[0] >= item.body().cx else (-1, 0)
                 root = self.extend(block, net.name, root, d, 1)
                 d = turn
-            self.grow_tree(block, net, root, d, came_from=None)
+            snap = self.snapshot(block)
+            try:
+                self.grow_tree(block, net, root, d, came_from=None)
+            except PlacementError:
+                # hemmed in by its neighbours' parts (pull-ups and pull-downs on a dense
+                # connector): the pin's parts are drawn as a group of their own, wired to it
+                self.restore(block, snap)
+                self.drawn_nets.discard(net.name)
+                block.requests.append(Request(net.name, root, d))
+                block.links.add(net.name)
         self.place_fields(block, item, part)
         return block
 
-    def reserve_lanes(self, block: Block, item: SymbolItem, bundles, stubs) -> None:
+    def reserve_lanes(self, block: Block, item: SymbolItem, bundles, stubs,
+                      long: set[str] = frozenset()) -> None:
         """Keep each pin that still grows a tree a straight way out past the labels of its
         side, so the first trees drawn cannot stand in the way of the later ones."""
         canvas = block.canvas
@@ -443,6 +477,8 @@ class SheetLayout:
                 if r.hits(span) and ink.kind in ("label", "text", "body"):
                     reach = max(reach, (root[0] - r.x0) if d[0] < 0 else (r.x1 - root[0]))
             length = snap(reach + STEP, STEP) + STEP
+            if bundle[0].net.name in long:  # room for a part in line with the pin
+                length = max(length, snap(reach, STEP) + 6 * STEP)
             end = (r4(root[0] + d[0] * length), root[1])
             r = Rect(min(root[0], end[0]), root[1] - 0.5, max(root[0], end[0]), root[1] + 0.5)
             canvas.add_ink(Ink(r, "lane", ("lane", id(bundle[0])), bundle[0].net.name))
@@ -535,11 +571,14 @@ class SheetLayout:
                 return
         raise PlacementError(f"{self.name}: no room for the {net.name} symbol at {root}")
 
-    def draw_comb(self, block: Block, net: Net, root, d, caps: list[Part]) -> None:
+    def draw_comb(self, block: Block, net: Net, root, d, caps: list[Part],
+                  inline_first: bool = False) -> None:
         """Decoupling parts on a rail line from the pin: the line runs out from the stub
         (or, from a top/bottom pin, sideways), each part standing on it with its other rail's
         symbol at its far end, and the rail's own symbol at the line's start."""
         horizontal_pin = d[1] == 0
+        if inline_first and horizontal_pin and self._inline_try(block, net, root, d, caps):
+            return
         # close to the pin first: a short lift and a short line before a long either
         for near_k, lifts in ((6, range(0, 12)), (MAX_REACH, range(0, MAX_REACH))):
             for lift in lifts:
@@ -553,7 +592,50 @@ class SheetLayout:
                     if self._comb_try(block, net, root, lift_dir, along, lift, caps, near_k,
                                       both=not horizontal_pin):
                         return
-        raise PlacementError(f"{self.name}: no room for the decoupling of {net.name} at {root}")
+        # a side pin hemmed in by its neighbours' rows: the last part in line with the pin,
+        # its other rail's symbol at its far end
+        if horizontal_pin and self._inline_try(block, net, root, d, caps):
+            return
+        raise NoRoomForDecoupling(f"{self.name}: no room for the decoupling of {net.name} at {root}",
+                                  net.name)
+
+    def _inline_try(self, block, net, root, d, caps) -> bool:
+        hang = (0, 1) if not net.ground else (0, -1)
+        *standing, last = caps
+        for j in range(0, MAX_REACH // 2):
+            snap = self.snapshot(block)
+            # the rail's symbol on the line, j steps out, pointing the rail's usual way
+            at = (r4(root[0] + d[0] * STEP * j), root[1])
+            wires = [Wire(root, at, net.name)] if j else []
+            sym = self.rail_symbol(net, at)
+            if not self.try_group(block.canvas, [(sym, None)], wires):
+                continue
+            block.sheet.symbols.append(sym)
+            block.sheet.wires += wires
+            pos, ok = at, True
+            for cap in standing + [last]:
+                near = next(p for p in cap.pins if p.net is net)
+                far = next(p for p in cap.pins if p is not near)
+                placed = False
+                for k in range(1, MAX_REACH // 2):
+                    pt = (r4(pos[0] + d[0] * STEP * k), pos[1])
+                    toward = d if cap is last else hang
+                    c = self.sat_item(cap, near, pt, toward)
+                    fpt = c.pin_point(far.lib)
+                    rs = self.rail_symbol(far.net, fpt)
+                    w = Wire(pos, pt, net.name)
+                    if self.try_group(block.canvas, [(c, cap), (rs, None)], [w], field_syms=[c]):
+                        block.sheet.symbols += [c, rs]
+                        block.sheet.wires.append(w)
+                        pos, placed = pt, True
+                        break
+                if not placed:
+                    ok = False
+                    break
+            if ok:
+                return True
+            self.restore(block, snap)
+        return False
 
     def _comb_try(self, block, net, root, d, along, lift, caps, near_k=MAX_REACH,
                   both: bool = False) -> bool:
@@ -795,7 +877,9 @@ class SheetLayout:
                     block.canvas.add_group(nc_group(nc))
                 elif fnet.rail:
                     self.draw_rail_end(block, fnet, fpt, d)
-                elif fnet.name in self.drawn_nets:
+                elif fnet.name in self.drawn_nets or self.anchor_grows(fnet):
+                    # drawn already, or a chip of the sheet grows it from its own pin (a
+                    # transistor's source among its resistors): the two are wired later
                     block.requests.append(Request(fnet.name, fpt, d))
                     block.links.add(fnet.name)
                 else:
@@ -806,23 +890,32 @@ class SheetLayout:
                 return pt
         raise PlacementError(f"{self.name}: no room for {part.ref} on {net.name}")
 
+    def anchor_grows(self, net: Net) -> bool:
+        """A net that an anchor of the sheet draws from its pin, with more hanging on it
+        than the one part in line: its tree is the anchor's, not the satellite's."""
+        return self.owner(net) is not None and self.tree_size(net) > 1
+
     def has_remote(self, net: Net) -> bool:
         return any(is_anchor(p.part) for p in self.net_pins(net))
 
     def place_branch_series(self, block, net, start, d, part, near):
-        """A second series part: a branch below the line, then out in direction d."""
-        for drop in range(1, MAX_REACH):
-            corner = (start[0], r4(start[1] + STEP * drop))
-            w = Wire(start, corner, net.name)
-            if block.canvas.wire_ok(w, crossings=False):
+        """A second series part: a branch off the line (below it, else above it where a
+        part hanging off the line to ground stands in the way), then out in direction d."""
+        sides = [(0, 1), (0, -1)] if d[1] == 0 else [(1, 0), (-1, 0)]
+        for side in sides:
+            for drop in range(1, MAX_REACH):
+                corner = (r4(start[0] + side[0] * STEP * drop), r4(start[1] + side[1] * STEP * drop))
+                w = Wire(start, corner, net.name)
+                if not block.canvas.wire_ok(w, crossings=False):
+                    continue
+                snap = self.snapshot(block)
                 block.canvas.add_wire(w)
                 block.sheet.wires.append(w)
                 try:
                     self.place_series(block, net, corner, d, part, near)
                     return
                 except PlacementError:
-                    block.canvas.wires.remove(w)
-                    block.sheet.wires.remove(w)
+                    self.restore(block, snap)
         raise PlacementError(f"{self.name}: no room for {part.ref}")
 
     def port_label(self, net: Net, point, d) -> Label:
@@ -1307,8 +1400,7 @@ def route_requests(lay: SheetLayout, sheet: Sheet, canvas: Canvas, requests: lis
             # no clean path: name both ends with a label instead of a tangle
             for r in reqs:
                 label_stub(lay, sheet, canvas, net, r)
-            if grid.net_cells(net):
-                pass
+            label_pieces(net, sheet, canvas, lay.name)
             continue
         sheet.wires += wires
         for w in wires:
@@ -1333,8 +1425,36 @@ def label_nets(rails: set[str], sheet: Sheet, canvas: Canvas, where: str) -> Non
     nets = {w.net for w in sheet.wires}
     have = {lb.text for lb in sheet.labels}
     for net in sorted(nets - rails - have):
-        segs = sorted((w for w in sheet.wires if w.net == net),
-                      key=lambda w: -abs(w.a[0] - w.b[0]))
+        _label_wires(net, [w for w in sheet.wires if w.net == net], sheet, canvas, where)
+
+
+def label_pieces(net: str, sheet: Sheet, canvas: Canvas, where: str) -> None:
+    """A net drawn in pieces (a route that found no way): a label on each piece that has
+    none, so that the pieces join by name."""
+    wires = [w for w in sheet.wires if w.net == net]
+    pieces: list[list[Wire]] = []
+    for w in wires:
+        touching = [p for p in pieces if any(_touch(w, o) for o in p)]
+        merged = [w] + [o for p in touching for o in p]
+        pieces = [p for p in pieces if p not in touching] + [merged]
+    from .geometry import on_segment
+
+    for piece in pieces:
+        if not any(lb.text == net and any(on_segment((lb.x, lb.y), w.a, w.b) for w in piece)
+                   for lb in sheet.labels):
+            _label_wires(net, piece, sheet, canvas, where)
+
+
+def _touch(a: Wire, b: Wire) -> bool:
+    from .geometry import on_segment
+
+    return any(on_segment(p, b.a, b.b) for p in (a.a, a.b)) or \
+        any(on_segment(p, a.a, a.b) for p in (b.a, b.b))
+
+
+def _label_wires(net: str, wires: list[Wire], sheet: Sheet, canvas: Canvas, where: str) -> None:
+    if True:
+        segs = sorted(wires, key=lambda w: -abs(w.a[0] - w.b[0]))
         done = False
         for w in segs:
             if w.a[1] != w.b[1]:

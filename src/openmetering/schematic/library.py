@@ -73,9 +73,23 @@ class LibSymbol:
         return [p for p in self.pins if p.unit in (0, unit)]
 
 
+# Library files SKiDL actually read the circuit's symbols from (a project library beside
+# KiCad's own, say); a library not listed here is looked up in KiCad's symbol folder.
+_FILES: dict[str, Path] = {}
+
+
+def use_library_file(lib: str, path: Path) -> None:
+    """Read library `lib` from `path` (where the circuit found it)."""
+    if _FILES.get(lib) != path:
+        _FILES[lib] = path
+        _library_text.cache_clear()
+        _raw_symbol.cache_clear()
+        load.cache_clear()
+
+
 @cache
 def _library_text(lib: str) -> str:
-    path = KICAD_SYMBOL_DIR / f"{lib}.kicad_sym"
+    path = _FILES.get(lib, KICAD_SYMBOL_DIR / f"{lib}.kicad_sym")
     if not path.exists():
         raise DesignError(f"KiCad symbol library '{lib}' not found ({path})")
     return path.read_text(encoding="utf-8")
@@ -261,10 +275,6 @@ def load(lib: str, name: str) -> LibSymbol:
         pin_names_hidden=_bool_flag(tree, "pin_names"),
         pin_numbers_hidden=_bool_flag(tree, "pin_numbers"),
         pin_name_offset=offset, units=units, fields=fields)
-
-
-def library_path(lib: str) -> Path:
-    return KICAD_SYMBOL_DIR / f"{lib}.kicad_sym"
 
 
 def has_symbol(lib: str, name: str) -> bool:

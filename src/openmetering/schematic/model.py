@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import DesignError
 from . import library
@@ -99,11 +100,17 @@ class Design:
         return next(n for n in self.nets if n.name == name)
 
 
+# KiCad's way of naming a supply (+5V, +3V3, -12V, +5V_SNS): the circuit calls it a rail
+# even where only passive pins sit on it (a boosted rail out of a diode, feeding headers)
+POWER_NAME = re.compile(r"^[+-]\d")
+
+
 def classify(design: Design) -> None:
     """Mark the rails: nets a symbol's power pin sits on (flags do not count: they say a net
-    is driven, not that it is a supply)."""
+    is driven, not that it is a supply), or named as KiCad names a supply."""
     for net in design.nets:
-        net.rail = any(p.etype in POWER_TYPES and not p.part.flag for p in net.pins)
+        net.rail = any(p.etype in POWER_TYPES and not p.part.flag for p in net.pins) or \
+            bool(POWER_NAME.match(net.name))
 
 
 def check_names(design: Design) -> None:
@@ -152,6 +159,12 @@ def from_skidl(circuit, name: str) -> Design:
     connections: dict[str, list[tuple[str, str]]] = {}
     sheets: list[str] = []
     notes: dict[str, str] = {}
+    # the symbol library files are where SKiDL found them (its search path, which the
+    # circuit stage sets: KiCad's folder, the project's own library)
+    import skidl
+
+    folders = [Path(d) for d in skidl.lib_search_paths.get(skidl.KICAD9, [])]
+    seen_libs: set[str] = set()
     for sp in circuit.parts:
         hier = [h for h in getattr(sp, "hiertuple", ("",)) if h]
         sheet = hier[0] if hier else ""
@@ -160,8 +173,13 @@ def from_skidl(circuit, name: str) -> Design:
             doc = _block_doc(getattr(sp, "node", None))
             if doc:
                 notes[sheet] = doc
-        lib = sp.lib.filename if hasattr(sp.lib, "filename") else str(sp.lib)
-        lib = str(lib).rsplit("/", 1)[-1].removesuffix(".kicad_sym")
+        lib = Path(str(sp.lib.filename if hasattr(sp.lib, "filename") else sp.lib)).name
+        lib = lib.removesuffix(".kicad_sym")
+        if lib not in seen_libs:
+            seen_libs.add(lib)
+            found = [d / f"{lib}.kicad_sym" for d in folders if (d / f"{lib}.kicad_sym").is_file()]
+            if found:
+                library.use_library_file(lib, found[0])
         fields = {k: str(v) for k, v in sp.fields.items()}
         part = make_part(sp.ref, lib, sp.name, str(sp.value), footprint=sp.footprint or "",
                          fields=fields, sheet=sheet)

@@ -99,7 +99,20 @@ def plan(design: Design) -> Plan:
                 for p in n.pins:
                     if p.part.ref in hub_parts:
                         votes += -1 if p.lib.outward[0] < 0 else 1
-        side[s] = "right" if votes > 0 else "left"
+        side[s] = "right" if votes > 0 else "left" if votes < 0 else "?"
+    # a block the hub does not talk to stands on the side of the block it talks to most (the
+    # front ends of a metering chip beside the chip), so its lines need not cross the hub
+    for _ in sheets:
+        for s in [s for s in sheets if side[s] == "?"]:
+            talk: dict[str, int] = {}
+            for n in signal_nets:
+                if s in n.sheets():
+                    for o in n.sheets() - {s, "", hub}:
+                        if side.get(o) in ("left", "right"):
+                            talk[side[o]] = talk.get(side[o], 0) + 1
+            if talk:
+                side[s] = max(sorted(talk), key=talk.get)
+    side = {s: "left" if v == "?" else v for s, v in side.items()}
     ports: dict[str, dict[str, str]] = {s: {} for s in sheets}
     for n in signal_nets:
         for s in n.sheets():

@@ -50,13 +50,17 @@ def layout_top(plan, design, sheet_files: dict[str, str]) -> tuple[Sheet, list[s
     key_ = {s: (0 if produces(s) else 1 if signals[s] else 2, sheets.index(s)) for s in sheets}
     left.sort(key=key_.get)
     right.sort(key=key_.get)
-
     hub_nets = set(signals.get(hub, [])) if hub else set()
+    for col in (left, right):
+        col[:] = _beside_partners(col, signals, hub_nets)
+
     boxes: dict[str, SheetBox] = {}
     sheet = Sheet(name="", title="")
 
     def box_for(s: str, sig_side: str, rail_side: str) -> SheetBox:
-        sig = [n for n in signals[s]]
+        # the hub's lines first; below them the lines to a neighbour in the column, which
+        # run down the gap beside it
+        sig = sorted(signals[s], key=lambda n: n not in hub_nets)
         pins_l = sig if sig_side == "left" else []
         pins_r = sig if sig_side == "right" else []
         rl = rails_of[s]
@@ -152,6 +156,33 @@ def layout_top(plan, design, sheet_files: dict[str, str]) -> tuple[Sheet, list[s
     return sheet, rails
 
 
+def _beside_partners(col: list[str], signals, hub_nets) -> list[str]:
+    """The column's order, with each block that talks to a block of the column rather than
+    to the hub (a chip's front end) right below that block."""
+    partner = {}
+    for s in col:
+        if set(signals[s]) & hub_nets:
+            continue
+        talk = {o: len(set(signals[s]) & set(signals[o])) for o in col if o != s}
+        best = max(talk, key=lambda o: (talk[o], -col.index(o)), default=None)
+        if best is not None and talk[best]:
+            partner[s] = best
+    out: list[str] = []
+
+    def put(s):
+        if s in out:
+            return
+        out.append(s)
+        for t in col:
+            if partner.get(t) == s:
+                put(t)
+    for s in col:
+        if s not in partner or partner[s] not in col:
+            put(s)
+    out += [s for s in col if s not in out]  # partners in a loop
+    return out
+
+
 def _partner(plan, net, hub):
     for s, ports in plan.ports.items():
         if s != hub and net in ports:
@@ -232,6 +263,12 @@ def route_top(sheet: Sheet, rails: list[str]) -> list[str]:
         canvas.add_wire(w)
     area = (sheet.extent() or Rect(0, 0, 10, 10)).grow(10 * STEP)
     grid = Grid(canvas, area)
+    for b in sheet.boxes:
+        for p in b.pins:  # a pin's own text covers its point: the pin stays reachable
+            c = grid.cell(p.x, p.y)
+            if c is not None:
+                grid.blocked.discard(c)
+                grid.pin_net[c] = p.name
     by_net: dict[str, list] = {}
     for b in sheet.boxes:
         for p in b.pins:
@@ -242,8 +279,22 @@ def route_top(sheet: Sheet, rails: list[str]) -> list[str]:
         reqs = by_net[net]
         if len(reqs) < 2:
             continue
+        wires = []
+        if not grid.net_cells(net) - {grid.cell(*pt) for pt, _d in reqs}:
+            # a net the diagram has not drawn: a straight run out of its first pin, long
+            # enough to carry its name, then routed on from there
+            (x, y), d = reqs[0]
+            n = int(snap(_label_len(net) + 2 * GRID, GRID) / GRID)
+            cells = [grid.cell(x + d[0] * GRID * k, y + d[1] * GRID * k) for k in range(1, n + 1)]
+            if all(c is not None and c not in grid.blocked and c not in grid.point_net
+                   and not any(grid._on_foreign_wire(c, net)) for c in cells):
+                end = (r4(x + d[0] * GRID * n), r4(y + d[1] * GRID * n))
+                stub = Wire((x, y), end, net)
+                grid._wire(stub)
+                grid.point_net.setdefault(grid.cell(*end), set()).add(net)
+                wires.append(stub)
+                reqs = [(end, d)] + reqs[1:]
         try:
-            wires = []
             for point, d in reqs:
                 wires += route_net(grid, net, [(point, d)])
         except RouteError:
