@@ -892,8 +892,9 @@ class SheetLayout:
 
     def anchor_grows(self, net: Net) -> bool:
         """A net that an anchor of the sheet draws from its pin, with more hanging on it
-        than the one part in line: its tree is the anchor's, not the satellite's."""
-        return self.owner(net) is not None and self.tree_size(net) > 1
+        than the one part in line (its tree is the anchor's, not the satellite's) or nothing
+        else (the two are wired)."""
+        return self.owner(net) is not None and self.tree_size(net) != 1
 
     def has_remote(self, net: Net) -> bool:
         return any(is_anchor(p.part) for p in self.net_pins(net))
