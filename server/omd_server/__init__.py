@@ -1,3 +1,5 @@
-"""Open Metering Device LAN data server (issue 7)."""
+"""Open Metering Device LAN data server."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("openmetering")  # the project's one version (pyproject.toml)
