@@ -11,7 +11,7 @@ STAMP   := .venv/.setup/ok
 all: circuit board fab firmware docs
 
 setup: $(STAMP)
-$(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.json
+$(STAMP): scripts/setup.sh scripts/setup-ha.sh pyproject.toml requirements.lock tools/node/package.json
 	scripts/setup.sh
 	@mkdir -p $(dir $@) && touch $@
 

@@ -11,6 +11,7 @@
 set -euo pipefail
 HA_VERSION=2026.2.3          # newest on PyPI that runs on Python 3.13
 PAHO_VERSION=2.1.0           # homeassistant/components/mqtt/manifest.json of that release
+FRONTEND_VERSION=20260128.6  # homeassistant/components/frontend/manifest.json (always loaded)
 PY_SUITE=trixie              # Debian release whose python3.13 source package is built
 CACHE=${OMD_HA_CACHE:-$HOME/.cache/omd-ha}
 say() { printf '\033[1m[setup-ha]\033[0m %s\n' "$*"; }
@@ -61,14 +62,16 @@ if [ ! -x "$PY" ] || [ ! -f "$CACHE/python/.stamp" ]; then
 fi
 
 VENV="$CACHE/venv-$HA_VERSION"
-if [ ! -x "$VENV/bin/hass" ] || [ ! -f "$VENV/.stamp" ]; then
-  say "installing Home Assistant $HA_VERSION (+ paho-mqtt $PAHO_VERSION) into $VENV"
+WANT="homeassistant==$HA_VERSION paho-mqtt==$PAHO_VERSION home-assistant-frontend==$FRONTEND_VERSION"
+if [ ! -x "$VENV/bin/hass" ] || [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$WANT" ]; then
+  say "installing Home Assistant $HA_VERSION (+ MQTT and frontend requirements) into $VENV"
   rm -rf "$VENV"
   "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
-  "$VENV/bin/pip" install -q "homeassistant==$HA_VERSION" "paho-mqtt==$PAHO_VERSION" \
-    >"$CACHE/pip.log" 2>&1 || { tail -30 "$CACHE/pip.log"; die "Home Assistant install failed"; }
-  touch "$VENV/.stamp"
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install -q $WANT >"$CACHE/pip.log" 2>&1 \
+    || { tail -30 "$CACHE/pip.log"; die "Home Assistant install failed"; }
+  echo "$WANT" > "$VENV/.stamp"
 fi
 ln -sfn "$VENV" "$CACHE/current"
 say "Home Assistant $HA_VERSION ready: $CACHE/current/bin/hass"

@@ -100,4 +100,6 @@ if [ ! -x .venv-esphome/bin/esphome ] || [ ! -f .venv-esphome/.stamp ] || [ requ
     >"$STAMP_DIR/esphome.log" 2>&1 || { tail -40 "$STAMP_DIR/esphome.log"; die "ESPHome install failed"; }
   touch .venv-esphome/.stamp
 fi
+# a real Home Assistant for the MQTT bridge tests (own Python 3.13, cached outside the tree)
+scripts/setup-ha.sh
 say "ready"
