@@ -6,7 +6,7 @@ PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup circuit netlist bom assertions board fab firmware docs test bench \
-        bench-firmware bench-server serve simulate lint lock clean
+        bench-firmware bench-server serve simulate ha-live lint lock clean
 
 all: circuit board fab firmware docs
 
@@ -63,6 +63,10 @@ serve: setup
 
 simulate: setup
 	.venv/bin/omd-server simulate --config server/omd.example.toml --meters 3
+
+# live data in Home Assistant: broker + server with its MQTT bridge + meters in real time
+ha-live: setup
+	scripts/ha-live.sh
 
 lint: setup
 	.venv/bin/ruff check .

@@ -251,7 +251,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", default="sim-")
     p.add_argument("--keys-file", help="JSON {meter_id: key_hex}; default: provision via --config")
     p.add_argument("--hours", type=float, default=24, help="simulated span (default 24 h)")
-    p.add_argument("--start", help="ISO time of the first reading (default: now minus --hours)")
+    p.add_argument("--start", help="ISO time of the first reading, or 'now' (live, with --speed 1); "
+                                   "default: now minus --hours")
     p.add_argument("--interval", type=int, default=10, help="seconds between readings")
     p.add_argument("--speed", type=float, default=0,
                    help="simulated seconds per wall-clock second (0 = as fast as possible)")
@@ -272,7 +273,9 @@ def main_from_args(args) -> int:
         from .config import load
 
         keys = provision(load(getattr(args, "config", None)), meter_ids)
-    if args.start:
+    if args.start == "now":
+        start_dt = datetime.now(UTC)
+    elif args.start:
         start_dt = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
         if start_dt.tzinfo is None:
             start_dt = start_dt.replace(tzinfo=UTC)

@@ -24,12 +24,14 @@ pytestmark = pytest.mark.slow
 
 HA = contract.homeassistant()
 CACHE = Path(os.environ.get("OMD_HA_CACHE", Path.home() / ".cache" / "omd-ha"))
-HASS = CACHE / "current" / "bin" / "hass"
+VERSIONS = [line.split()[0] for line in
+            (Path(__file__).resolve().parents[2] / "scripts" / "ha-versions.txt").read_text()
+            .splitlines() if line.strip() and not line.startswith("#")]
 METER = "ha-01"
 
 
 class HomeAssistant:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, hass: Path):
         self.dir = tmp / "ha-config"
         self.dir.mkdir()
         self.port = free_port()
@@ -41,7 +43,7 @@ class HomeAssistant:
             f"http:\n  server_host: 127.0.0.1\n  server_port: {self.port}\n"
             "onboarding:\nconfig:\napi:\nwebsocket_api:\n")
         self.log = open(tmp / "ha.log", "wb")
-        self.proc = subprocess.Popen([str(HASS), "-c", str(self.dir), "--skip-pip"],
+        self.proc = subprocess.Popen([str(hass), "-c", str(self.dir), "--skip-pip"],
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.token = ""
@@ -133,11 +135,12 @@ class HomeAssistant:
         self.log.close()
 
 
-@pytest.fixture
-def home_assistant(tmp_path):
-    if not HASS.exists():
-        pytest.fail(f"{HASS} missing: run scripts/setup-ha.sh (make setup runs it)")
-    ha = HomeAssistant(tmp_path)
+@pytest.fixture(params=VERSIONS)
+def home_assistant(tmp_path, request):
+    hass = CACHE / f"ha-{request.param}" / "bin" / "hass"
+    if not hass.exists():
+        pytest.fail(f"{hass} missing: run scripts/setup-ha.sh (scripts/setup.sh runs it)")
+    ha = HomeAssistant(tmp_path, hass)
     try:
         ha.wait_up()
         ha.onboard()
