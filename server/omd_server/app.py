@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, contract, errors, images, routers
+from . import __version__, contract, deps, errors, images, routers
 from .config import Config
 from .config import load as load_config
 from .storage import SqlStorage, open_storage
@@ -72,6 +72,7 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
     app.state.stats = Counter()
     app.state.storage = st
     app.state.bridge = lambda: state["bridge"]
+    app.state.services = deps.Services(cfg, app.state.stats, st, app.state.bridge)
     errors.install(app)
     for router in routers.ALL:
         app.include_router(router)

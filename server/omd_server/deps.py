@@ -33,7 +33,8 @@ async def get_stats(request: Request) -> Counter:
     return request.app.state.stats
 
 
-def get_storage(request: Request) -> SqlStorage:
+async def get_storage(request: Request) -> SqlStorage:
+    # opened in the app's lifespan; a sync dependency would cost a thread hop per request
     return request.app.state.storage()
 
 
@@ -41,6 +42,29 @@ async def get_bridge(request: Request):
     return request.app.state.bridge()
 
 
+class Services:
+    """Everything the ingest routes use, as one dependency: they are the hot path, and each
+    dependency costs FastAPI a resolution per request."""
+
+    __slots__ = ("cfg", "stats", "_storage", "_bridge")
+
+    def __init__(self, cfg: Config, stats: Counter, storage, bridge):
+        self.cfg, self.stats, self._storage, self._bridge = cfg, stats, storage, bridge
+
+    @property
+    def storage(self) -> SqlStorage:
+        return self._storage()
+
+    @property
+    def bridge(self):
+        return self._bridge()
+
+
+async def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
 CfgDep = Annotated[Config, Depends(get_cfg)]
 StatsDep = Annotated[Counter, Depends(get_stats)]
 StorageDep = Annotated[SqlStorage, Depends(get_storage)]
@@ -63,13 +87,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def json_body(request: Request, cfg: CfgDep, stats: StatsDep) -> Any:
+async def json_body(request: Request, svc: ServicesDep) -> Any:
     """The request's JSON document (contract number ranges kept for validation), or 400."""
-    body = await read_body(request, cfg.max_body_bytes)
+    body = await read_body(request, svc.cfg.max_body_bytes)
     try:
         return ingest.parse_json(body)
     except ingest.BadJson as exc:
-        stats["rejected_invalid"] += 1
+        svc.stats["rejected_invalid"] += 1
         raise ApiError.one(400, ["body"], str(exc), "json") from None
 
 

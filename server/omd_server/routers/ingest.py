@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from .. import contract, ingest
-from ..deps import BridgeDep, CfgDep, JsonBody, StatsDep, StorageDep
+from ..deps import JsonBody, Services, ServicesDep
 from ..errors import ApiError, SafeJSONResponse, unavailable
 from ..storage import Rejected, StorageUnavailable
 
@@ -25,9 +25,9 @@ RESPONSES = {code: {"description": text} for code, text in STATUS.items()}
 router = APIRouter(tags=["ingest"])
 
 
-async def store(request: Request, docs: list[Any], batch: bool, cfg, st, stats,
-                bridge) -> SafeJSONResponse:
+async def store(request: Request, docs: list[Any], batch: bool, svc: Services) -> SafeJSONResponse:
     """Validate and authenticate docs completely, then store them; raises ApiError."""
+    cfg, st, stats, bridge = svc.cfg, svc.storage, svc.stats, svc.bridge
     client = request.client.host if request.client else "?"
     try:
         outcome = await run_in_threadpool(ingest.process, docs, cfg, st.get_key, batch)
@@ -71,9 +71,8 @@ async def store(request: Request, docs: list[Any], batch: bool, cfg, st, stats,
     "requestBody": {"required": True,
                     "content": {"application/json": {"schema": READING_SCHEMA_REF}}},
     "responses": RESPONSES})
-async def post_reading(request: Request, doc: JsonBody, cfg: CfgDep, st: StorageDep,
-                       stats: StatsDep, bridge: BridgeDep):
-    return await store(request, [doc], False, cfg, st, stats, bridge)
+async def post_reading(request: Request, doc: JsonBody, svc: ServicesDep):
+    return await store(request, [doc], False, svc)
 
 
 @router.post(TRANSPORT["batch"]["path"],
@@ -82,8 +81,8 @@ async def post_reading(request: Request, doc: JsonBody, cfg: CfgDep, st: Storage
                  "schema": {"type": "object", "required": [BATCH_FIELD], "properties": {
                      BATCH_FIELD: {"type": "array", "items": READING_SCHEMA_REF}}}}}},
                  "responses": RESPONSES})
-async def post_batch(request: Request, doc: JsonBody, cfg: CfgDep, st: StorageDep,
-                     stats: StatsDep, bridge: BridgeDep):
+async def post_batch(request: Request, doc: JsonBody, svc: ServicesDep):
+    cfg, stats = svc.cfg, svc.stats
     docs = doc.get(BATCH_FIELD) if isinstance(doc, dict) else None
     if not isinstance(docs, list) or not docs:
         stats["rejected_invalid"] += 1
@@ -94,4 +93,4 @@ async def post_batch(request: Request, doc: JsonBody, cfg: CfgDep, st: StorageDe
         stats["rejected_invalid"] += 1
         raise ApiError.one(413, ["body", BATCH_FIELD],
                            f"{len(docs)} readings exceed max_batch={cfg.max_batch}", "size")
-    return await store(request, docs, True, cfg, st, stats, bridge)
+    return await store(request, docs, True, svc)

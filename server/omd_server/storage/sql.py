@@ -4,6 +4,7 @@ the SQL, the replay and plausibility rules, connection pooling and the error cla
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import threading
 import time
@@ -14,6 +15,7 @@ from .. import contract
 
 # the contract's fields as they arrive, then bookkeeping: unix time, duplicate identity, arrival
 READING_COLUMNS = tuple(contract.fields()) + ("ts", "digest", "received_at")
+_ROW_FIELDS = READING_COLUMNS[:-1]  # what a validated row carries; received_at is the commit's
 _SQL_TYPES = {"integer": "BIGINT", "number": "DOUBLE PRECISION", "string": "TEXT"}
 
 
@@ -90,6 +92,12 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS images_meter ON images (meter_id, received_at)",
 ]
 IMAGE_COLUMNS = ("sha256", "meter_id", "path", "size", "received_at")
+
+
+@functools.cache
+def _slack(counter: str) -> float:
+    """One unit of the counter's last decimal: rounding at both ends."""
+    return 10.0 ** -contract.decimals().get(counter, 0)
 
 
 def _reason(exc: BaseException) -> str:
@@ -290,7 +298,8 @@ class SqlStorage:
         now = int(time.time())
         meters = sorted({r["meter_id"] for r in rows})
         last_seq = {m: self._lock_meter(cur, m, now) for m in meters}
-        newest = {m: self._newest_counters(cur, m) for m in meters} if contract.counters() else {}
+        rates = contract.counters()
+        newest = {m: self._newest_counters(cur, m) for m in meters} if rates else {}
         batch_digest: dict[tuple, str] = {}
         for i, r in enumerate(rows):
             m, seq = r["meter_id"], r.get("seq")
@@ -300,15 +309,17 @@ class SqlStorage:
                     raise ReplayRejected(i, m, seq, "same seq twice in one batch with different content")
                 results.append("duplicate")
                 continue
-            status = self._replay_status(cur, i, r, last_seq)
+            last = last_seq[m]
+            if seq is not None and (last is None or seq > last):  # the common case, inline
+                last_seq[m], status = seq, "stored"
+            else:
+                status = self._replay_status(cur, i, r, last_seq)
             batch_digest[ident] = r["digest"]
             results.append(status)
             if status == "stored":
-                if newest:
-                    self._check_counters(cur, i, r, newest)
-                to_insert.append(
-                    tuple(now if c == "received_at" else r.get(c) for c in READING_COLUMNS)
-                )
+                if rates:
+                    self._check_counters(cur, i, r, newest, rates)
+                to_insert.append(tuple(map(r.get, _ROW_FIELDS)) + (now,))
         if to_insert:
             cols = ", ".join(READING_COLUMNS)
             marks = ", ".join("?" for _ in READING_COLUMNS)
@@ -358,31 +369,42 @@ class SqlStorage:
     def _newest_counters(self, cur, meter_id: str) -> tuple | None:
         return self._counters_near(cur, meter_id, 2**62, before=True)
 
-    def _check_counters(self, cur, i: int, r: dict[str, Any], newest: dict) -> None:
+    def _check_counters(self, cur, i: int, r: dict[str, Any], newest: dict,
+                        rates: dict[str, float]) -> None:
         """A counter may grow at most as fast as the largest power the contract allows."""
         m, ts = r["meter_id"], r["ts"]
-        values = {c: r[c] for c in contract.counters() if r.get(c) is not None}
-        if not values:
-            return
         prev = newest.get(m)
         if prev is None or ts >= prev[0]:
-            neighbours = [prev] if prev else []
-            newest[m] = (ts, dict(prev[1] if prev else {}) | values)
-        else:  # a store-and-forward reading older than the meter's newest: check both sides
-            neighbours = [n for n in (self._counters_near(cur, m, ts, True),
-                                      self._counters_near(cur, m, ts, False)) if n]
-        dec = contract.decimals()
-        for other_ts, other in neighbours:
-            for c, v in values.items():
-                if other.get(c) is None:
+            # the common case, in order: against the meter's newest reading (hot path of batches)
+            values = prev[1] if prev else {}
+            for c, rate in rates.items():
+                v = r.get(c)
+                if v is None:
                     continue
-                early, late = (other[c], v) if other_ts <= ts else (v, other[c])
+                p = values.get(c)
+                if p is not None and v - p > rate * (ts - prev[0] + 1) + _slack(c):
+                    self._implausible(i, m, c, v - p, ts - prev[0], rate)
+                values[c] = v
+            newest[m] = (ts, values)
+            return
+        # a store-and-forward reading older than the meter's newest: check both neighbours
+        for n in (self._counters_near(cur, m, ts, True), self._counters_near(cur, m, ts, False)):
+            if n is None:
+                continue
+            other_ts, other = n
+            for c, rate in rates.items():
+                if r.get(c) is None or other.get(c) is None:
+                    continue
+                early, late = (other[c], r[c]) if other_ts <= ts else (r[c], other[c])
                 dt = abs(ts - other_ts)
-                allowed = contract.counters()[c] * (dt + 1) + 10 ** -dec.get(c, 0)
-                if late - early > allowed:
-                    raise Implausible(
-                        i, m, c, f"{c} grows by {late - early:.3f} within {dt} s; the contract's "
-                        f"largest power allows at most {allowed:.3f}")
+                if late - early > rate * (dt + 1) + _slack(c):
+                    self._implausible(i, m, c, late - early, dt, rate)
+
+    @staticmethod
+    def _implausible(i: int, m: str, c: str, growth: float, dt: int, rate: float):
+        allowed = rate * (dt + 1) + _slack(c)
+        raise Implausible(i, m, c, f"{c} grows by {growth:.3f} within {dt} s; the contract's "
+                          f"largest power allows at most {allowed:.3f}")
 
     def _rows_to_dicts(self, rows: list[tuple]) -> list[dict[str, Any]]:
         return [dict(zip(READING_COLUMNS, r, strict=True)) for r in rows]
