@@ -43,8 +43,7 @@ async def get_bridge(request: Request):
 
 
 class Services:
-    """Everything the ingest routes use, as one dependency: they are the hot path, and each
-    dependency costs FastAPI a resolution per request."""
+    """What the ingest routes use (configuration, counters, storage, MQTT bridge)."""
 
     __slots__ = ("cfg", "stats", "_storage", "_bridge")
 
@@ -60,11 +59,6 @@ class Services:
         return self._bridge()
 
 
-async def get_services(request: Request) -> Services:
-    return request.app.state.services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
 CfgDep = Annotated[Config, Depends(get_cfg)]
 StatsDep = Annotated[Counter, Depends(get_stats)]
 StorageDep = Annotated[SqlStorage, Depends(get_storage)]
@@ -87,17 +81,28 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def json_body(request: Request, svc: ServicesDep) -> Any:
+class Incoming:
+    """A posted JSON document and the services that handle it: one dependency for the ingest
+    routes, their hot path (each dependency costs FastAPI a resolution per request)."""
+
+    __slots__ = ("doc", "svc")
+
+    def __init__(self, doc: Any, svc: Services):
+        self.doc, self.svc = doc, svc
+
+
+async def incoming_json(request: Request) -> Incoming:
     """The request's JSON document (contract number ranges kept for validation), or 400."""
+    svc: Services = request.app.state.services
     body = await read_body(request, svc.cfg.max_body_bytes)
     try:
-        return ingest.parse_json(body)
+        return Incoming(ingest.parse_json(body), svc)
     except ingest.BadJson as exc:
         svc.stats["rejected_invalid"] += 1
         raise ApiError.one(400, ["body"], str(exc), "json") from None
 
 
-JsonBody = Annotated[Any, Depends(json_body)]
+IncomingJson = Annotated[Incoming, Depends(incoming_json)]
 
 
 def known_meter(meter_id: MeterId, st: StorageDep) -> str:

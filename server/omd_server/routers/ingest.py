@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from .. import contract, ingest
-from ..deps import JsonBody, Services, ServicesDep
+from ..deps import IncomingJson, Services
 from ..errors import ApiError, SafeJSONResponse, unavailable
 from ..storage import Rejected, StorageUnavailable
 
@@ -71,8 +71,8 @@ async def store(request: Request, docs: list[Any], batch: bool, svc: Services) -
     "requestBody": {"required": True,
                     "content": {"application/json": {"schema": READING_SCHEMA_REF}}},
     "responses": RESPONSES})
-async def post_reading(request: Request, doc: JsonBody, svc: ServicesDep):
-    return await store(request, [doc], False, svc)
+async def post_reading(request: Request, posted: IncomingJson):
+    return await store(request, [posted.doc], False, posted.svc)
 
 
 @router.post(TRANSPORT["batch"]["path"],
@@ -81,7 +81,8 @@ async def post_reading(request: Request, doc: JsonBody, svc: ServicesDep):
                  "schema": {"type": "object", "required": [BATCH_FIELD], "properties": {
                      BATCH_FIELD: {"type": "array", "items": READING_SCHEMA_REF}}}}}},
                  "responses": RESPONSES})
-async def post_batch(request: Request, doc: JsonBody, svc: ServicesDep):
+async def post_batch(request: Request, posted: IncomingJson):
+    doc, svc = posted.doc, posted.svc
     cfg, stats = svc.cfg, svc.stats
     docs = doc.get(BATCH_FIELD) if isinstance(doc, dict) else None
     if not isinstance(docs, list) or not docs:
