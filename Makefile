@@ -2,16 +2,17 @@
 # everything. Both start with the idempotent set-up (scripts/setup.sh), so a fresh Debian 12
 # clone needs nothing else.
 PY      := .venv/bin/python
+OMD     := $(PY) -m openmetering
 PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup circuit netlist bom assertions board fab firmware docs test bench \
-        bench-firmware bench-server serve simulate ha-live lint lock clean
+        bench-firmware bench-server bench-route serve simulate ha-live lint lock clean
 
 all: circuit board fab firmware docs
 
 setup: $(STAMP)
-$(STAMP): scripts/setup.sh scripts/setup-ha.sh pyproject.toml requirements.lock tools/node/package.json
+$(STAMP): scripts/setup.sh scripts/setup-ha.sh scripts/ha-versions.txt pyproject.toml requirements.lock tools/node/package.json
 	scripts/setup.sh
 	@mkdir -p $(dir $@) && touch $@
 
@@ -19,43 +20,49 @@ $(STAMP): scripts/setup.sh scripts/setup-ha.sh pyproject.toml requirements.lock 
 circuit: netlist bom assertions
 
 netlist: setup
-	$(PY) -m openmetering.netlist
+	$(OMD) netlist
 
 bom: netlist
-	$(PY) -m openmetering.bom
+	$(OMD) bom
 
+# the design assertions include the pin rules (firmware/pinmap.py against the netlist);
+# `python -m firmware.tools.pincheck` runs the same rules from the firmware side
 assertions: netlist
-	$(PY) -m openmetering.assertions
+	$(OMD) assertions
 
 board: circuit
-	$(PY) -m openmetering.board build
-	$(PY) -m openmetering.board render
+	$(OMD) board build
+	$(OMD) board render
 
 fab: board
-	$(PY) -m openmetering.fab
+	$(OMD) fab
 
 # --- firmware ------------------------------------------------------------------------------
 firmware: circuit
-	$(PY) -m firmware.tools.pincheck hardware/kicad/open-meter.net
 	$(PY) -m firmware.tools.gen_esphome
 	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
+	$(PY) -m firmware.tools.bench_chip --out docs/generated/accuracy-chip.md > /dev/null
 
 # --- docs ------------------------------------------------------------------------------------
 docs: circuit board fab firmware
 	$(PY) -m omd_server.openapi
-	$(PY) -m openmetering.docs build
+	$(OMD) docs build
 
 # --- tests and benchmarks --------------------------------------------------------------------
 test: setup
 	$(PYTEST) -q
 
-bench: bench-firmware bench-server
+bench: bench-firmware bench-server bench-route
 
 bench-firmware: setup
 	$(PY) -m firmware.tools.bench
+	$(PY) -m firmware.tools.bench_chip
 
 bench-server: setup
 	$(PY) -m omd_server.bench
+
+bench-route: setup  # the board routed from scratch 3 times: seconds per run, medians, same result
+	$(PY) -m openmetering.route --bench
 
 # --- running the LAN server -------------------------------------------------------------------
 serve: setup

@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Calibration with a known resistive load (and optionally a PF 0.5 load to verify the phase).
 #
 # The maths is in pure functions (tested on CPython with the simulated front end); run() is

@@ -16,7 +16,12 @@ DEFAULTS = {
     "interval_s": 10,
     "mains_hz": 50,
     "burst_cycles": 10,
-    "camera": {"enabled": True, "every_s": 3600, "frame_size": "VGA", "jpeg_quality": 12},
+    # jpeg_quality_pct: percent, 0-100, higher = better, the scale of the camera driver
+    # (evidence.py has the sources). 82 % programs the sensor with esp32-camera's 12 (0-63,
+    # lower = better; the ESPHome config gets that number), a sharp still of a meter display
+    # that fits the driver's VGA frame buffer; the driver warns that above ~90 % frames can
+    # freeze at high resolutions
+    "camera": {"enabled": True, "every_s": 3600, "frame_size": "VGA", "jpeg_quality_pct": 82},
     "spool": {"segment_records": 360, "max_segments": 72},
     "cal": {
         # datasheet defaults, used until calibration.run() stores v_gain/i_gain/phase_deg
@@ -47,6 +52,19 @@ def _merge(base, over):
     return out
 
 
+def _migrate(cfg, user):
+    cam = user.get("camera")
+    if isinstance(cam, dict) and "jpeg_quality" in cam:
+        # firmware 0.1.0 wrote "jpeg_quality": 12 into every config.json (provisioning saves
+        # the defaults), meant on esp32-camera's scale but read by the driver as 12 %: that
+        # one gives way to the new default. Any other value was someone's choice, and the
+        # driver has always read it as percent: it is kept as such
+        old = cfg["camera"].pop("jpeg_quality")
+        if "jpeg_quality_pct" not in cam and old != 12:
+            cfg["camera"]["jpeg_quality_pct"] = old
+    return cfg
+
+
 def load(path="config.json"):
     """Defaults merged with the file; a missing file gives the defaults and exists=False."""
     try:
@@ -56,7 +74,7 @@ def load(path="config.json"):
     except OSError:
         user = {}
         exists = False
-    return _merge(DEFAULTS, user), exists
+    return _migrate(_merge(DEFAULTS, user), user), exists
 
 
 def save(cfg, path="config.json"):

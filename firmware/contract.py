@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Reading contract (contract/reading.schema.json): canonical encoding, HMAC-SHA256 signature.
 #
 # Runs unchanged under CPython and MicroPython. The facts (which fields are numbers and with

@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Open Metering Device application: measure continuously, report every interval, never stop.
 #
 # App holds the logic with its I/O injected (sampler, clocks, HTTP, MQTT, camera), so the
@@ -9,11 +8,15 @@ import metering
 import net
 import spool
 import store
+import ticks
 import transport
 
 import contract
 
 FW = "0.1.0"
+# An interval and the stall bridged after it (two intervals) must stay well inside the
+# PERIOD/2 that ticks_diff can measure
+MAX_INTERVAL_MS = ticks.HALF // 4
 
 
 class App:
@@ -42,6 +45,9 @@ class App:
         self.spool = spool.Spool(data_dir + "/spool", sp["segment_records"], sp["max_segments"])
         self.avg = metering.Averager()
         self.interval = cfg["interval_s"] * 1000
+        if not 0 < self.interval <= MAX_INTERVAL_MS:
+            self.interval = min(max(self.interval, 1000), MAX_INTERVAL_MS)
+            log("config: interval_s out of range, using %d s" % (self.interval // 1000))
         self.t_last = None
         self.t_interval = clock_ms()
         self.rejected = 0
@@ -52,9 +58,13 @@ class App:
         r = self.sampler.measure(self.cal)
         now = self.clock()
         if self.t_last is not None:
-            dt = now - self.t_last
             # a long stall (flash erase, TLS handshake) is bridged with this burst's power,
-            # but never more than two intervals: beyond that the device was not measuring
+            # but never more than two intervals: beyond that the device was not measuring.
+            # elapsed() is never negative, so no gap can book energy into the wrong register;
+            # a gap past PERIOD/2 reads as long (-> two intervals), one of k * PERIOD + x as x
+            # (-> min(x, two intervals)): whatever the ticks alias to, a gap books at most
+            # two intervals of this burst's power, the same bound as a measured stall
+            dt = ticks.elapsed(now, self.t_last)
             if dt > 2 * self.interval:
                 dt = 2 * self.interval
             self.energy.add(r.p, dt)
@@ -188,17 +198,17 @@ class App:
         """One pass of the main loop: a burst, and the interval's end if due."""
         self.measure()
         now = self.clock()
-        if now - self.t_interval >= self.interval:
-            self.t_interval += self.interval
-            if now - self.t_interval >= self.interval:
+        late = ticks.elapsed(now, self.t_interval)
+        if late >= self.interval:
+            if late >= 2 * self.interval:
                 self.t_interval = now  # we fell behind (stall): realign, don't burst-report
+            else:
+                self.t_interval = ticks.ticks_add(self.t_interval, self.interval)
             return self.close_interval()
         return None
 
 
 def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device wiring
-    import time
-
     import evidence
     import mqtt
     import network
@@ -220,21 +230,21 @@ def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device w
     cam, cam_status = (None, "camera: disabled")
     if cfg["camera"]["enabled"]:
         cam, cam_status = evidence.open_camera(cfg["camera"]["frame_size"],
-                                               cfg["camera"]["jpeg_quality"])
+                                               cfg["camera"]["jpeg_quality_pct"])
     print(cam_status)
     # upload=None: App fills in its signed upload from contract/transport.json
-    ev = evidence.Evidence(cam, None, cfg["camera"]["every_s"], time.ticks_ms, cam_status)
+    ev = evidence.Evidence(cam, None, cfg["camera"]["every_s"], ticks.ticks_ms, cam_status)
 
     def unix():
         return net.unix_time() if net.clock_valid() else None
 
     smp = sampler.Sampler(cfg)
     print("sampler: %.0f pairs/s, I delay %.3f samples" % (smp.fs, smp.delay))
-    app = App(cfg, ct, smp, data_dir, time.ticks_ms, unix, net.http_post, None, ev)
+    app = App(cfg, ct, smp, data_dir, ticks.ticks_ms, unix, net.http_post, None, ev)
     wdt = WDT(timeout=120000)  # a hung driver reboots; a dead server never does
     mq_backoff = net.Backoff(2, 300)
     synced = False
-    last_ping = time.ticks_ms()
+    last_ping = ticks.ticks_ms()
     while True:
         wdt.feed()
         led.value(not led.value())
@@ -245,7 +255,7 @@ def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device w
         led_net.value(1 if online else 0)
         if not online:
             continue
-        now = time.ticks_ms()
+        now = ticks.ticks_ms()
         if not synced:
             synced = net.ntp_sync(cfg["ntp_host"])
         if cfg["mqtt"]["host"] and app.mqtt is None and mq_backoff.due(now):
@@ -255,7 +265,7 @@ def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device w
             except OSError as e:
                 print("mqtt:", e)
                 mq_backoff.failed(now)
-        if app.mqtt is not None and time.ticks_diff(now, last_ping) > cfg["mqtt"]["keepalive"] * 500:
+        if app.mqtt is not None and ticks.elapsed(now, last_ping) > cfg["mqtt"]["keepalive"] * 500:
             last_ping = now
             try:
                 app.mqtt.ping()

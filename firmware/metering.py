@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Metering core: pure Python, identical under CPython (tests, benchmark) and MicroPython (device).
 #
 # Input is one burst of interleaved raw ADC samples [v0, i0, v1, i1, ...] taken at fs pairs/s,

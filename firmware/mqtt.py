@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Minimal MQTT 3.1.1 client (QoS 0, retain, last will, ping) and Home Assistant discovery.
 #
 # umqtt.simple would do on the device, but a client we own runs the same code in the tests

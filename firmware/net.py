@@ -1,45 +1,40 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Wi-Fi with exponential backoff, HTTP POST over a plain socket, clock from NTP.
 #
 # No urequests: a 60-line POST we can test against a real HTTP server on the host, and that
 # never raises out of the main loop (every failure is a status code < 0). HTTPS works when
 # the port has the ssl module (ESP32 does).
 import socket
+import time
 
-try:
-    import time
-
-    ticks_ms = time.ticks_ms
-    ticks_diff = time.ticks_diff
-except AttributeError:  # CPython
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+import ticks
 
 
 class Backoff:
-    """Delay before the next attempt: 1 s doubling up to cap_s, reset on success."""
+    """Delay before the next attempt: 1 s doubling up to cap_s, reset on success.
+
+    It keeps the time of the failure, not a deadline: due() may not be asked for days (the
+    MQTT and upload backoffs are only asked while Wi-Fi is up). Time since a past moment
+    reads as 'long over' once it passes PERIOD/2 (ticks.elapsed), at worst as a few seconds
+    at k * PERIOD + x (one more delay, at most cap_s); a deadline left behind by more than
+    PERIOD/2 would read as still 6 days ahead.
+    """
 
     def __init__(self, first_s=1, cap_s=300):
         self.first = first_s * 1000
         self.cap = cap_s * 1000
         self.delay = 0
-        self.next_at = None
+        self.failed_at = None
 
     def due(self, now):
-        return self.next_at is None or ticks_diff(now, self.next_at) >= 0
+        return self.failed_at is None or ticks.elapsed(now, self.failed_at) >= self.delay
 
     def failed(self, now):
         self.delay = self.first if not self.delay else min(self.cap, self.delay * 2)
-        self.next_at = now + self.delay
+        self.failed_at = now
 
     def ok(self):
         self.delay = 0
-        self.next_at = None
+        self.failed_at = None
 
 
 class Wifi:
@@ -48,7 +43,7 @@ class Wifi:
     wlan: network.WLAN(network.STA_IF) on the device, a fake in tests.
     """
 
-    def __init__(self, wlan, networks, clock=ticks_ms, timeout_ms=15000):
+    def __init__(self, wlan, networks, clock=ticks.ticks_ms, timeout_ms=15000):
         self.wlan = wlan
         self.nets = networks
         self.clock = clock
@@ -67,7 +62,7 @@ class Wifi:
                 self.started = None
             return True
         if self.started is not None:
-            if ticks_diff(now, self.started) < self.timeout:
+            if ticks.elapsed(now, self.started) < self.timeout:
                 return False
             self.started = None
             self.backoff.failed(now)

@@ -49,3 +49,12 @@ USB_GPIOS = (19, 20)
 
 def gpio(signal):
     return PINS[signal][0]
+
+
+# Names the module's KiCad symbol gives the pins of GPIOs not called IO<n> there: the one
+# alias table of the circuit (which wires the symbol by name) and of the pin checks.
+SYMBOL_PIN_NAMES = {19: "USB_D-", 20: "USB_D+", 43: "TXD0", 44: "RXD0"}
+
+
+def symbol_pin(gpio):
+    return SYMBOL_PIN_NAMES.get(gpio, "IO" + str(gpio))

@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # First-boot configuration over the USB serial REPL (mpremote or any terminal).
 #
 # Asks for Wi-Fi, server URL and meter id; generates the per-meter key (32 random bytes) on

@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Interleaved V/I bursts from the two ADC1 pins of the pin map.
 #
 # Free-running read_u16() pairs into one preallocated array('H'): no allocation per burst,
@@ -9,6 +8,7 @@ import array
 
 import metering
 import pinmap
+from ticks import ticks_diff, ticks_us
 
 try:
     import micropython
@@ -18,18 +18,6 @@ except (ImportError, AttributeError):
 
     def _native(f):
         return f
-
-
-try:
-    from time import ticks_diff, ticks_us
-except ImportError:  # CPython with a fake ADC
-    import time
-
-    def ticks_us():
-        return time.perf_counter_ns() // 1000
-
-    def ticks_diff(a, b):
-        return a - b
 
 
 @_native

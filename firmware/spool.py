@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Store-and-forward queue on flash: every reading is appended here first, then sent.
 #
 # Fixed-size binary records (77 bytes, not ~330 bytes of JSON) in segment files of

@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # Crash-safe small records on flash and the import/export energy counters.
 #
 # A record is rewritten every reporting interval, so it rotates over `slots` files: each write

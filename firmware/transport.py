@@ -1,4 +1,3 @@
-# ruff: noqa: UP031  (%-formatting: smallest code path in MicroPython, same text on CPython)
 # HTTP transport to the LAN server, from the bundled contract/transport.json: URLs, header
 # names, the image signature and what each HTTP status means for the queue. Nothing here is
 # typed twice: the server builds its routes from the same file.

@@ -37,12 +37,10 @@ build_python() {
   local pkg=$1 suite=$2 prefix="$CACHE/$1"
   if [ -x "$prefix/bin/$pkg" ] && [ -f "$prefix/.stamp" ]; then return; fi
   build_deps
-  # the machine's own Debian mirror (the URIs of its bookworm entry), never a named host
+  # the Debian mirror the machine already uses (scripts/setup.sh knows how to find it)
   local mirror
-  mirror=$(awk '/^URIs:/{u=$2} /^Suites:.*bookworm( |$)/{print u; exit}' \
-             /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-  [ -n "$mirror" ] || mirror=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-  [ -n "$mirror" ] || die "cannot find the Debian mirror in /etc/apt/sources.list(.d)"
+  mirror=$(scripts/setup.sh --print-debian-mirror) \
+    || die "cannot find the Debian mirror in /etc/apt/sources.list(.d)"
   # a private apt state: the system's sources and package lists stay untouched
   local aptd="$CACHE/apt-$suite"
   mkdir -p "$aptd/lists/partial" "$aptd/parts" "$aptd/cache/archives/partial" "$aptd/src"

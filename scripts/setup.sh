@@ -31,13 +31,42 @@ need_kicad=0
 if ! command -v kicad-cli >/dev/null || ! kicad-cli version 2>/dev/null | grep -q '^9\.'; then need_kicad=1; fi
 if ! /usr/bin/python3 -c 'import pcbnew' 2>/dev/null; then need_kicad=1; fi
 clean=(); for p in "${need_apt[@]}"; do [ -n "$p" ] && clean+=("$p"); done
+# The Debian mirror this machine already uses for bookworm (deb822 *.sources first, then
+# one-line *.list files): bookworm-backports comes from the same place.
+APT_DIR=${APT_DIR:-/etc/apt}
+debian_mirror() {
+  local f uri
+  for f in "$APT_DIR"/sources.list.d/*.sources; do
+    [ -f "$f" ] && [ "$(basename "$f")" != bookworm-backports.sources ] || continue
+    uri=$(awk 'BEGIN { RS = ""; FS = "\n" }
+      { types = uris = suites = ""; enabled = 1
+        for (i = 1; i <= NF; i++) {
+          if ($i ~ /^Types:/) types = $i; else if ($i ~ /^URIs:/) uris = $i
+          else if ($i ~ /^Suites:/) suites = $i
+          else if ($i ~ /^Enabled:[ \t]*no/) enabled = 0 }
+        if (enabled && types ~ /[ \t]deb([ \t]|$)/ && suites ~ /[ \t]bookworm([ \t]|$)/) {
+          sub(/^URIs:[ \t]*/, "", uris); split(uris, u, /[ \t]+/); print u[1]; exit } }' "$f")
+    [ -n "$uri" ] && { echo "$uri"; return 0; }
+  done
+  for f in "$APT_DIR"/sources.list "$APT_DIR"/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    uri=$(awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+                             if ($(i + 1) == "bookworm") { print $i; exit } }' "$f")
+    [ -n "$uri" ] && { echo "$uri"; return 0; }
+  done
+  return 1
+}
+if [ "${1:-}" = "--print-debian-mirror" ]; then debian_mirror; exit $?; fi
+
 if [ ${#clean[@]} -gt 0 ] || [ $need_kicad -eq 1 ]; then
-  BP=/etc/apt/sources.list.d/bookworm-backports.sources
+  BP="$APT_DIR/sources.list.d/bookworm-backports.sources"
   if [ ! -f "$BP" ]; then
-    say "adding Debian bookworm-backports (KiCad 9)"
-    $SUDO tee "$BP" >/dev/null <<'SRC'
+    MIRROR=$(debian_mirror) || die "no Debian bookworm source found in $APT_DIR/sources.list.d/*.sources
+  or $APT_DIR/sources.list: add the Debian mirror you use for bookworm there, then run again."
+    say "adding Debian bookworm-backports (KiCad 9) from $MIRROR"
+    $SUDO tee "$BP" >/dev/null <<SRC
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $MIRROR
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
@@ -59,7 +88,9 @@ else
 fi
 kicad-cli version | grep -q '^9\.' || die "kicad-cli is not KiCad 9: $(kicad-cli version)"
 
-# --- KiCad user library tables (SKiDL warns without them) -------------------
+# --- KiCad user library tables: SKiDL reads them from the home folder when it is imported
+# (it warns without them). KiCad itself runs with the project's own configuration folder
+# (build/kicad-config, made by src/openmetering/kicad.py), never the user's. ----------------
 KCFG="$HOME/.config/kicad/9.0"
 mkdir -p "$KCFG"
 [ -f "$KCFG/sym-lib-table" ] || cp /usr/share/kicad/template/sym-lib-table "$KCFG/"

@@ -21,6 +21,7 @@ OUT = ROOT / "firmware" / "esphome" / "open-meter.yaml"
 sys.path.insert(0, str(ROOT / "firmware"))
 
 import config  # noqa: E402
+import evidence  # noqa: E402
 import pinmap  # noqa: E402
 
 
@@ -31,6 +32,8 @@ def q(s: str) -> str:
 def generate() -> str:
     g = pinmap.gpio
     c = config.DEFAULTS["cal"]
+    cam = config.DEFAULTS["camera"]
+    pct = cam["jpeg_quality_pct"]
     # ct_clamp reports the RMS of the pin voltage; the multipliers turn that into V and A
     v_per_v = c["v_ratio"] / c["v_divider"]
     a_per_v = 1.0 / (c["i_divider"] * c["i_sensitivity_v_per_a"])
@@ -96,8 +99,9 @@ esp32_camera:
   href_pin: GPIO{g("CAM_HREF")}
   pixel_clock_pin: GPIO{g("CAM_PCLK")}
   power_down_pin: GPIO{g("CAM_PWDN")}
-  resolution: 640x480
-  jpeg_quality: 12
+  resolution: {cam["frame_size"]}
+  # esp32-camera's scale (0-63, lower = better) of the MicroPython firmware's {pct} %
+  jpeg_quality: {evidence.esp32_camera_quality(pct)}
   max_framerate: 1 fps
   idle_framerate: 0.01 fps
 

@@ -1,41 +1,46 @@
-"""Shared helpers of the circuit: SKiDL set-up, parts from the catalogue, the pin map."""
+"""Shared helpers of the circuit: parts from the catalogue, pins by name, the pin map.
+
+The circuit does not import the tool that builds it. The tool calls `top.build(design)`, and
+`design` brings the parts catalogue, the firmware pin map and the error type to raise (see
+`openmetering.circuit.Design`); `use` keeps it for the helpers below.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-
 import skidl
-from openmetering import parts as catalogue  # also sets SKiDL's KiCad 9 library paths
-from openmetering.errors import DesignError
-from openmetering.paths import PINMAP
 
-skidl.set_default_tool(skidl.KICAD9)
-
-CATALOG = catalogue.load()
+_design = None
 
 
-def load_pinmap(path=PINMAP):
-    spec = importlib.util.spec_from_file_location("omd_pinmap", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def use(design) -> None:
+    global _design
+    _design = design
 
 
-PINMAP_MODULE = load_pinmap()
+def _bound():
+    if _design is None:
+        raise RuntimeError("the circuit is built through top.build(design)")
+    return _design
+
+
+def pinmap():
+    """The firmware pin map (PINS: signal -> (GPIO, kind))."""
+    return _bound().pinmap
 
 
 def part(key: str, ref: str, fields: dict | None = None, **pins_to_nets) -> skidl.Part:
     """Instantiate catalogue part `key` as `ref`. Fields carry the catalogue identity to the
     netlist, so the board, BOM and fab stages can trace each footprint back to its entry."""
-    entry = CATALOG[key]
+    design = _bound()
+    entry = design.catalog[key]
     if not entry.on_board:
-        raise DesignError(f"{ref}: catalogue part '{key}' is an off-board {entry.assembly}")
+        raise design.error(f"{ref}: catalogue part '{key}' is an off-board {entry.assembly}")
     try:
         p = skidl.Part(entry.lib, entry.symbol, footprint=entry.footprint, value=entry.value,
                        ref=ref, tag=ref)
     except Exception as e:  # SKiDL raises bare exceptions for missing symbols
-        raise DesignError(f"{ref}: cannot load symbol {entry.lib}:{entry.symbol} "
-                          f"for catalogue part '{key}': {e}") from None
+        raise design.error(f"{ref}: cannot load symbol {entry.lib}:{entry.symbol} "
+                           f"for catalogue part '{key}': {e}") from None
     p.fields["PartID"] = key
     p.fields["MPN"] = entry.mpn
     p.fields["Manufacturer"] = entry.manufacturer
@@ -54,15 +59,15 @@ def connect(p: skidl.Part, pin, net) -> None:
         p[pin] += net
     except Exception as e:
         names = sorted({str(x.name) for x in p.pins})
-        raise DesignError(f"{p.ref}: cannot connect pin '{pin}' ({e}); pins: {', '.join(names)}") \
-            from None
+        raise _bound().error(f"{p.ref}: cannot connect pin '{pin}' ({e}); pins: "
+                             f"{', '.join(names)}") from None
 
 
 def gpio_pin(module: skidl.Part, signal: str) -> skidl.Pin:
     """The module pin carrying pin-map signal `signal` (e.g. ADC_V -> IO1)."""
+    pm = pinmap()
     try:
-        gpio, _kind = PINMAP_MODULE.PINS[signal]
+        gpio, _kind = pm.PINS[signal]
     except KeyError:
-        raise DesignError(f"signal '{signal}' is not in firmware/pinmap.py") from None
-    name = {19: "USB_D-", 20: "USB_D+", 43: "TXD0", 44: "RXD0"}.get(gpio, f"IO{gpio}")
-    return module[name]
+        raise _bound().error(f"signal '{signal}' is not in firmware/pinmap.py") from None
+    return module[pm.symbol_pin(gpio)]

@@ -6,7 +6,7 @@ pin, 10 k / 1 uF on EN (the RC delay lets the rail settle before the chip starts
 
 from skidl import subcircuit
 
-from .lib import PINMAP_MODULE, gpio_pin, part
+from .lib import gpio_pin, part, pinmap
 
 
 @subcircuit
@@ -27,10 +27,11 @@ def mcu(nets):
     part("r_10k", "R11", **{"1": n.V3V3, "2": n.BOOT})
     part("button", "SW2", **{"1": n.BOOT, "2": n.GND})
 
-    for signal in PINMAP_MODULE.PINS:
+    pins = pinmap().PINS
+    for signal in pins:
         n[signal] += gpio_pin(u, signal)
 
-    used = {PINMAP_MODULE.PINS[s][0] for s in PINMAP_MODULE.PINS}
+    used = {gpio for gpio, _kind in pins.values()}
     for pin in u.pins:
         if pin.name.startswith("IO") and int(pin.name[2:]) not in used:
             # flash/PSRAM pins (35-37 on N8R8), spare GPIOs and the strapping pins 3/45/46

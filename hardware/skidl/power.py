@@ -2,7 +2,7 @@
 
 USB VBUS passes a resettable fuse and a Schottky diode, so the terminal's 5 V can never
 back-feed a laptop; the terminal passes a P-MOSFET that blocks a reversed supply with almost
-no drop. The 3.3 V LDO is an LDL1117 rather than the seed's AMS1117: after the Schottky, USB
+no drop. The 3.3 V LDO is an LDL1117 rather than the common AMS1117: after the Schottky, USB
 leaves ~4.2 V at worst, below what an AMS1117 needs at Wi-Fi peaks (dropout up to 1.3 V); the
 design assertions check this from the catalogue figures.
 """

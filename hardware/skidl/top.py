@@ -6,8 +6,7 @@ import builtins
 
 import skidl
 
-from . import camera, mcu, power, sensors, user_io
-from .lib import PINMAP_MODULE
+from . import camera, lib, mcu, power, sensors, user_io
 
 # Power nets get KiCad's usual names; every other net is named after its pin-map signal.
 POWER_NETS = {"V5": "+5V", "V3V3": "+3V3", "V2V8": "+2V8", "V1V2": "+1V2", "GND": "GND"}
@@ -22,7 +21,7 @@ class Nets:
         self._by_name = {}
         for attr, name in POWER_NETS.items():
             setattr(self, attr, self._new(name))
-        for name in LOCAL_NETS + tuple(PINMAP_MODULE.PINS):
+        for name in LOCAL_NETS + tuple(lib.pinmap().PINS):
             setattr(self, name, self._new(name))
         self.NC = builtins.NC  # SKiDL keeps its no-connect net in builtins
 
@@ -40,8 +39,10 @@ class Nets:
             raise TypeError(f"net '{name}' cannot be replaced")
 
 
-def build() -> Nets:
-    """Create the whole circuit in SKiDL's default circuit and return its nets."""
+def build(design) -> Nets:
+    """Create the whole circuit in SKiDL's default circuit and return its nets. `design`
+    brings the parts catalogue and the pin map (see lib.py)."""
+    lib.use(design)
     n = Nets()
     # Nets fed from outside the board, and +5V which the external supplies feed through D1/Q1
     # (ERC cannot see power through a diode or a FET): tell ERC they are driven.

@@ -1,5 +1,3 @@
 """Open Metering Device LAN data server."""
 
-from importlib.metadata import version
-
-__version__ = version("openmetering")  # the project's one version (pyproject.toml)
+from openmetering import __version__  # noqa: F401  (the one version, from pyproject.toml)

@@ -1,117 +1,48 @@
 """Design assertions beyond ERC, checked on the KiCad netlist with the catalogue's figures.
 
-Each check returns findings that name the part and pin at fault. The build fails on any.
-Run: python -m openmetering.assertions   (writes hardware/reports/assertions.json)
+Each check returns findings that name the part and pin at fault; the pin rules are
+`openmetering.pins`. The build fails on any. Writes hardware/reports/assertions.json.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import parts as catalogue
-from .errors import DesignError
-from .kicadnet import parse_sexpr
-from .paths import NETLIST, PARTS_TOML, PINMAP, REPORTS_DIR
-
-MODULE_REF = "U1"
-GND = "GND"
-# Strapping pins of the ESP32-S3 and how this board may treat them.
-STRAP_RULES = {0: "pull-up to +3V3 (boot from flash)", 3: "open", 45: "open", 46: "open"}
-
-
-@dataclass
-class Finding:
-    check: str
-    part: str
-    pin: str
-    message: str
-
-    def __str__(self):
-        return f"[{self.check}] {self.part} pin {self.pin}: {self.message}"
+from . import pins
+from .errors import CheckFailed
+from .kicadnet import Netlist, read_netlist
+from .paths import ProjectPaths, project
+from .pins import GND, MODULE_REF, Finding
+from .repro import write_text_if_changed
 
 
 @dataclass
 class Board:
-    """The netlist as the checks need it."""
+    """The netlist as the checks need it: nets by the design's names."""
     parts: dict[str, dict]                                   # ref -> value, footprint, fields
     pin_net: dict[tuple[str, str], str]                      # (ref, pin number) -> net
     pin_name: dict[tuple[str, str], str]                     # (ref, pin number) -> pin function
     nets: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, net: Netlist) -> Board:
+        nets = net.signal_nets()
+        parts = {ref: {"value": p.value, "footprint": p.footprint, "fields": p.fields}
+                 for ref, p in net.parts.items()}
+        pin_net = {key: name for name, nodes in nets.items() for key in nodes}
+        pin_name = {key: net.pin_function(*key) or key[1] for key in pin_net}
+        return cls(parts, pin_net, pin_name, nets)
+
     def net_of(self, ref, pin) -> str | None:
         return self.pin_net.get((ref, str(pin)))
 
-    def pin_by_name(self, ref, name) -> str | None:
-        for (r, num), fn in self.pin_name.items():
-            if r == ref and fn == name:
-                return num
-        return None
-
     def connected(self, net) -> bool:
         return net is not None and not net.startswith("unconnected-")
-
-
-def read_board(path: Path = NETLIST) -> Board:
-    if not Path(path).exists():
-        raise DesignError(f"{path}: netlist missing; run the circuit stage first")
-    tree = parse_sexpr(Path(path).read_text())
-    parts, pin_net, pin_name, nets = {}, {}, {}, {}
-
-    def kids(node, name):
-        return [c for c in node[1:] if isinstance(c, list) and c and c[0] == name]
-
-    def val(node, name):
-        c = kids(node, name)
-        return c[0][1] if c and len(c[0]) > 1 else ""
-
-    for comp in kids(kids(tree, "components")[0], "comp"):
-        fields = {}
-        for f in kids(kids(comp, "fields")[0], "field") if kids(comp, "fields") else []:
-            fields[val(f, "name")] = next((x for x in f[1:] if isinstance(x, str)), "")
-        parts[val(comp, "ref")] = {"value": val(comp, "value"),
-                                   "footprint": val(comp, "footprint"), "fields": fields}
-    for net in kids(kids(tree, "nets")[0], "net"):
-        # KiCad names a net local to a sheet by its path (/mcu/BOOT); the design's names are
-        # the last component, and must stay unique.
-        name = val(net, "name").rsplit("/", 1)[-1]
-        if name in nets:
-            raise DesignError(f"{path}: two nets named '{name}' in different sheets")
-        nodes = []
-        for node in kids(net, "node"):
-            key = (val(node, "ref"), val(node, "pin"))
-            pin_net[key] = name
-            pin_name[key] = val(node, "pinfunction") or key[1]
-            nodes.append(key)
-        nets[name] = nodes
-    return Board(parts, pin_net, pin_name, nets)
-
-
-def load_pinmap(path: Path = PINMAP):
-    spec = importlib.util.spec_from_file_location("omd_pinmap_check", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def module_gpio_pins(board: Board) -> dict[int, str]:
-    """GPIO number -> module pin number, from the module's pin functions."""
-    alias = {"USB_D-": 19, "USB_D+": 20, "TXD0": 43, "RXD0": 44}
-    out = {}
-    for (ref, num), fn in board.pin_name.items():
-        if ref != MODULE_REF:
-            continue
-        if fn.startswith("IO") and fn[2:].isdigit():
-            out[int(fn[2:])] = num
-        elif fn in alias:
-            out[alias[fn]] = num
-    return out
 
 
 def _entry(board: Board, cat: catalogue.Catalog, ref: str) -> catalogue.CatalogPart | None:
@@ -120,83 +51,6 @@ def _entry(board: Board, cat: catalogue.Catalog, ref: str) -> catalogue.CatalogP
 
 
 # --- checks --------------------------------------------------------------------------------
-def check_pinmap(board: Board, pinmap) -> list[Finding]:
-    out = []
-    seen: dict[int, str] = {}
-    for signal, (gpio, kind) in pinmap.PINS.items():
-        if gpio in seen:
-            out.append(Finding("gpio-unique", MODULE_REF, f"IO{gpio}",
-                               f"GPIO{gpio} assigned to both {seen[gpio]} and {signal}"))
-        seen[gpio] = signal
-        if kind == "adc" and gpio not in pinmap.ADC1_CHANNEL:
-            out.append(Finding("adc1-only", MODULE_REF, f"IO{gpio}",
-                               f"analog signal {signal} on GPIO{gpio}, which is not ADC1 "
-                               f"(ADC2 cannot be read while Wi-Fi is on)"))
-        if gpio in pinmap.FLASH_PSRAM_GPIOS:
-            out.append(Finding("flash-psram", MODULE_REF, f"IO{gpio}",
-                               f"{signal} on GPIO{gpio}, used by the module's flash/PSRAM"))
-        if gpio in pinmap.USB_GPIOS and kind != "usb":
-            out.append(Finding("usb-pins", MODULE_REF, f"IO{gpio}",
-                               f"{signal} ({kind}) on GPIO{gpio}, reserved for native USB"))
-        if gpio in pinmap.STRAPPING_GPIOS and kind != "strap":
-            out.append(Finding("strapping", MODULE_REF, f"IO{gpio}",
-                               f"{signal} ({kind}) on strapping GPIO{gpio}"))
-    gpins = module_gpio_pins(board)
-    for signal, (gpio, _kind) in pinmap.PINS.items():
-        pin = gpins.get(gpio)
-        net = board.net_of(MODULE_REF, pin) if pin else None
-        if net != signal:
-            out.append(Finding("pinmap-netlist", MODULE_REF, f"{pin} (IO{gpio})",
-                               f"pin map puts {signal} on GPIO{gpio}, board net there is {net}"))
-    # No two module GPIOs on one net (a short between GPIOs is a pin used twice).
-    by_net: dict[str, list[int]] = {}
-    for gpio, pin in gpins.items():
-        net = board.net_of(MODULE_REF, pin)
-        if board.connected(net) and net != GND:
-            by_net.setdefault(net, []).append(gpio)
-    for net, gpios in by_net.items():
-        if len(gpios) > 1:
-            out.append(Finding("gpio-unique", MODULE_REF, ",".join(f"IO{g}" for g in gpios),
-                               f"GPIOs {gpios} are joined on net {net}"))
-    return out
-
-
-def check_reserved_pins(board: Board, pinmap) -> list[Finding]:
-    out = []
-    gpins = module_gpio_pins(board)
-    for gpio in pinmap.FLASH_PSRAM_GPIOS:
-        pin = gpins.get(gpio)
-        if pin and board.connected(board.net_of(MODULE_REF, pin)):
-            out.append(Finding("flash-psram", MODULE_REF, f"{pin} (IO{gpio})",
-                               f"GPIO{gpio} belongs to the N8R8's flash/PSRAM but is on net "
-                               f"{board.net_of(MODULE_REF, pin)}"))
-    usb_parts = {r for r, p in board.parts.items() if p["fields"].get("PartID") in
-                 ("usb_c", "usb_esd")}
-    for gpio, signal in ((19, "USB_DM"), (20, "USB_DP")):
-        pin = gpins[gpio]
-        net = board.net_of(MODULE_REF, pin)
-        others = {r for r, _ in board.nets.get(net, [])} - {MODULE_REF}
-        if net != signal or not others or not others <= usb_parts:
-            out.append(Finding("usb-pins", MODULE_REF, f"{pin} (IO{gpio})",
-                               f"native USB pin must reach only the USB-C connector/ESD on "
-                               f"{signal}; it is on {net} with {sorted(others)}"))
-    for gpio, rule in STRAP_RULES.items():
-        pin = gpins[gpio]
-        net = board.net_of(MODULE_REF, pin)
-        if rule == "open":
-            if board.connected(net):
-                out.append(Finding("strapping", MODULE_REF, f"{pin} (IO{gpio})",
-                                   f"strapping GPIO{gpio} must stay open, it is on net {net}"))
-            continue
-        pullups = [r for r, p in board.nets.get(net, [])
-                   if r.startswith("R") and {board.net_of(r, "1"), board.net_of(r, "2")}
-                   == {net, "+3V3"}]
-        if not pullups:
-            out.append(Finding("strapping", MODULE_REF, f"{pin} (IO{gpio})",
-                               f"strapping GPIO{gpio} needs a {rule}; net {net} has none"))
-    return out
-
-
 def check_power_pins(board: Board, cat) -> list[Finding]:
     out = []
     for ref in sorted(board.parts):
@@ -313,7 +167,6 @@ def adc_full_scale(board: Board, cat, pinmap) -> list[dict]:
     """For each sensor header: the ADC inputs its output reaches through resistors, and the
     DC voltage there with the sensor at full scale (an empty `adc` list: reaches none)."""
     res = _resistors(board, cat)
-    gpins = module_gpio_pins(board)
     rails = rail_voltages(cat)
     rows = []
     for ref, module in sensor_headers(board, cat):
@@ -324,9 +177,10 @@ def adc_full_scale(board: Board, cat, pinmap) -> list[dict]:
         row = {"header": ref, "module": module, "out_pin": out_pin, "out_net": out_net,
                "full_scale_v": full_scale, "adc": []}
         for signal, (gpio, kind) in pinmap.PINS.items():
-            adc_net = board.net_of(MODULE_REF, gpins[gpio])
+            pad = pins.MODULE_PAD.get(gpio)
+            adc_net = board.net_of(MODULE_REF, pad)
             if kind == "adc" and _reachable(res, {out_net}, adc_net, through=set(rails)):
-                row["adc"].append((signal, gpio, gpins[gpio], solve_dc(res, fixed, adc_net)))
+                row["adc"].append((signal, gpio, pad, solve_dc(res, fixed, adc_net)))
         rows.append(row)
     return rows
 
@@ -464,13 +318,15 @@ def check_regulators(board: Board, cat) -> list[Finding]:
     return out
 
 
-def run_all(netlist: Path = NETLIST, parts_path: Path = PARTS_TOML,
-            pinmap_path: Path = PINMAP) -> tuple[list[Finding], dict]:
-    board = read_board(netlist)
-    cat = catalogue.load(parts_path)
-    pinmap = load_pinmap(pinmap_path)
+def run_all(netlist: Path | None = None, parts_path: Path | None = None,
+            pinmap_path: Path | None = None) -> tuple[list[Finding], dict]:
+    paths = project()
+    net = read_netlist(netlist or paths.netlist)
+    board = Board.of(net)
+    cat = catalogue.load(parts_path or paths.parts)
+    pinmap = pins.load_pinmap(pinmap_path or paths.pinmap)
     rows = adc_full_scale(board, cat, pinmap)
-    findings = (check_pinmap(board, pinmap) + check_reserved_pins(board, pinmap)
+    findings = (pins.check(pinmap, net)
                 + check_power_pins(board, cat) + check_adc_range(board, cat, pinmap, rows)
                 + check_leds(board, cat) + check_regulators(board, cat))
     adc = {signal: {"sensor": row["module"].value, "header": row["header"],
@@ -487,32 +343,19 @@ def run_all(netlist: Path = NETLIST, parts_path: Path = PARTS_TOML,
     return findings, summary
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--netlist", type=Path, default=NETLIST)
-    ap.add_argument("--parts", type=Path, default=PARTS_TOML)
-    ap.add_argument("--pinmap", type=Path, default=PINMAP)
-    ap.add_argument("--report", type=Path, default=REPORTS_DIR / "assertions.json")
-    args = ap.parse_args(argv)
-    try:
-        findings, summary = run_all(args.netlist, args.parts, args.pinmap)
-    except DesignError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(summary, indent=2) + "\n"
-    if not args.report.exists() or args.report.read_text() != text:
-        args.report.write_text(text)
-    for f in findings:
-        print(f"assertion failed: {f}", file=sys.stderr)
+def write_report(paths: ProjectPaths | None = None, netlist: Path | None = None,
+                 parts_path: Path | None = None, pinmap_path: Path | None = None,
+                 report: Path | None = None, log=print) -> dict:
+    """Run every assertion, write hardware/reports/assertions.json, fail on any finding."""
+    paths = paths or project()
+    findings, summary = run_all(netlist, parts_path, pinmap_path)
+    write_text_if_changed(report or paths.reports / "assertions.json",
+                          json.dumps(summary, indent=2) + "\n")
     if findings:
-        return 1
+        raise CheckFailed(f"{len(findings)} design assertion(s) failed:\n  "
+                          + "\n  ".join(map(str, findings)))
     regs = ", ".join(f"{r['ref']} {r['load_ma']}/{r['rating_ma']} mA Tj {r['tj_c']} C"
                      for r in summary["regulators"])
     adc = ", ".join(f"{k} {v['adc_pin_v']} V" for k, v in summary["adc"].items())
-    print(f"design assertions: all pass (ADC at full scale: {adc}; regulators: {regs})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    log(f"design assertions: all pass (ADC at full scale: {adc}; regulators: {regs})")
+    return summary

@@ -1,26 +1,21 @@
-"""Stage 2: netlist + parts catalogue -> bill of materials and cost (pandas).
+"""The BOM stage: netlist + parts catalogue -> bill of materials and cost (pandas).
 
 Outputs in hardware/bom/: open-meter-bom.csv and .xlsx (one line per catalogue part, with
 designators and quantities), cost.json (cost per board at 5 and 100 boards).
-
-Run: python -m openmetering.bom
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from . import parts as catalogue
-from .cli import guarded
 from .errors import DesignError
-from .kicadnet import read_netlist
-from .paths import BOM_DIR, NETLIST, PARTS_TOML, ROOT
-from .repro import normalise_zip
+from .kicadnet import read_netlist, ref_key
+from .paths import ProjectPaths, project
+from .repro import normalise_zip, write_text_if_changed
 
 BATCHES = (5, 100)
 COLUMNS = ["Item", "Designators", "Qty", "Value", "Footprint", "Manufacturer", "MPN", "LCSC",
@@ -28,16 +23,8 @@ COLUMNS = ["Item", "Designators", "Qty", "Value", "Footprint", "Manufacturer", "
            "Price source", "Line USD"]
 
 
-def _ref_key(ref: str):
-    head = ref.rstrip("0123456789")
-    tail = ref[len(head):]
-    return head, int(tail) if tail else 0
-
-
 def board_parts(netlist_path: Path, cat: catalogue.Catalog) -> pd.DataFrame:
     """One row per placed part: ref and its catalogue entry (checked against the netlist)."""
-    if not netlist_path.exists():
-        raise DesignError(f"{netlist_path}: netlist missing; run the circuit stage first")
     net = read_netlist(netlist_path)
     rows = []
     for ref, p in net.parts.items():
@@ -55,7 +42,7 @@ def board_parts(netlist_path: Path, cat: catalogue.Catalog) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def make_bom(netlist_path: Path = NETLIST, parts_path: Path = PARTS_TOML) -> pd.DataFrame:
+def make_bom(netlist_path: Path, parts_path: Path) -> pd.DataFrame:
     cat = catalogue.load(parts_path)
     placed = board_parts(netlist_path, cat)
     lines = []
@@ -63,7 +50,7 @@ def make_bom(netlist_path: Path = NETLIST, parts_path: Path = PARTS_TOML) -> pd.
         entry = cat[key]
         if entry.assembly == "board":
             continue
-        refs = sorted(group["ref"], key=_ref_key)
+        refs = sorted(group["ref"], key=ref_key)
         lines.append(_line(entry, refs, len(refs)))
     # The off-board modules a complete meter needs, one each (they plug into the headers).
     for entry in cat.parts.values():
@@ -72,7 +59,7 @@ def make_bom(netlist_path: Path = NETLIST, parts_path: Path = PARTS_TOML) -> pd.
     df = pd.DataFrame(lines)
     order = {"smt": 0, "tht": 1, "module": 2}
     df["_o"] = df["Assembly"].map(order)
-    df["_r"] = df["Designators"].map(lambda d: _ref_key(d.split(",")[0]) if d else ("~", 0))
+    df["_r"] = df["Designators"].map(lambda d: ref_key(d.split(",")[0]) if d else ("~", 0, ""))
     df = df.sort_values(["_o", "_r"]).drop(columns=["_o", "_r"]).reset_index(drop=True)
     df.insert(0, "Item", range(1, len(df) + 1))
     return df[COLUMNS]
@@ -124,25 +111,23 @@ def cost(bom: pd.DataFrame, cat: catalogue.Catalog) -> dict:
     return out
 
 
-def write(out_dir: Path = BOM_DIR, netlist_path: Path = NETLIST,
-          parts_path: Path = PARTS_TOML, log=print) -> dict:
+def write(paths: ProjectPaths | None = None, netlist_path: Path | None = None,
+          parts_path: Path | None = None, log=print) -> dict:
+    paths = paths or project()
+    netlist_path = netlist_path or paths.netlist
+    parts_path = parts_path or paths.parts
     bom = make_bom(netlist_path, parts_path)
     cat = catalogue.load(parts_path)
     summary = cost(bom, cat)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / "open-meter-bom.csv"
-    csv_text = bom.to_csv(index=False, lineterminator="\n")
-    if not csv_path.exists() or csv_path.read_text() != csv_text:
-        csv_path.write_text(csv_text)
-    xlsx = out_dir / "open-meter-bom.xlsx"
+    write_text_if_changed(paths.bom_csv, bom.to_csv(index=False, lineterminator="\n"))
+    xlsx = paths.bom_xlsx
     with pd.ExcelWriter(xlsx, engine="openpyxl") as xw:
         bom.to_excel(xw, index=False, sheet_name="BOM")
         pd.DataFrame(_cost_rows(summary)).to_excel(xw, index=False, sheet_name="Cost")
         xw.book.properties.creator = "openmetering"
     normalise_zip(xlsx, keep_order=True)
-    (out_dir / "cost.json").write_text(json.dumps(summary, indent=2) + "\n")
-    rel = out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir
-    log(f"BOM: {rel}/open-meter-bom.csv ({len(bom)} lines, {int(bom['Qty'].sum())} parts); "
+    write_text_if_changed(paths.cost, json.dumps(summary, indent=2) + "\n")
+    log(f"BOM: {paths.rel(paths.bom_csv)} ({len(bom)} lines, {int(bom['Qty'].sum())} parts); "
         f"cost per meter: {summary['qty5']['total_per_meter']} USD at 5 boards, "
         f"{summary['qty100']['total_per_meter']} USD at 100")
     return summary
@@ -150,17 +135,3 @@ def write(out_dir: Path = BOM_DIR, netlist_path: Path = NETLIST,
 
 def _cost_rows(summary: dict) -> list[dict]:
     return [{"Boards ordered": n, **summary[f"qty{n}"]} for n in BATCHES]
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=BOM_DIR)
-    ap.add_argument("--netlist", type=Path, default=NETLIST)
-    ap.add_argument("--parts", type=Path, default=PARTS_TOML)
-    args = ap.parse_args(argv)
-    return guarded(write, args.out, args.netlist, args.parts)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,36 +1,147 @@
-"""`omd STAGE [args]`: one entry point for the pipeline stages (each is also `python -m`)."""
+"""`omd STAGE ...` (or `python -m openmetering STAGE ...`): the pipeline's one command line.
+
+Thin and lazy: parsing the arguments imports no stage; the chosen stage is imported when it
+runs, so `omd --help` is instant and a stage's dependencies (SKiDL, pandas, pcbnew) load only
+for the stage that needs them. A DesignError becomes one line on stderr and exit status 1.
+"""
 
 from __future__ import annotations
 
-import importlib
+import argparse
+import dataclasses
 import sys
+from pathlib import Path
 
-from .errors import DesignError
-
-STAGES = {
-    "netlist": "openmetering.netlist",
-    "bom": "openmetering.bom",
-    "assertions": "openmetering.assertions",
-    "board": "openmetering.board",
-    "checks": "openmetering.checks",
-    "fab": "openmetering.fab",
-    "docs": "openmetering.docs",
-}
+from .errors import guarded
+from .paths import ProjectPaths, project
 
 
-def guarded(fn, *args, **kwargs) -> int:
-    """Run a stage; a DesignError becomes one clear line on stderr and exit status 1."""
-    try:
-        fn(*args, **kwargs)
-    except DesignError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+def _netlist(a, paths: ProjectPaths):
+    from . import netlist
+
+    if a.kicad_dir or a.reports_dir:
+        paths = dataclasses.replace(paths, kicad=a.kicad_dir or paths.kicad,
+                                    reports=a.reports_dir or paths.reports)
+    return netlist.build(paths, docs=not a.no_docs)
+
+
+def _bom(a, paths):
+    from . import bom
+
+    if a.out:
+        paths = dataclasses.replace(paths, bom=a.out)
+    return bom.write(paths, a.netlist, a.parts)
+
+
+def _assertions(a, paths):
+    from . import assertions
+
+    return assertions.write_report(paths, a.netlist, a.parts, a.pinmap, a.report)
+
+
+def _board(a, paths):
+    from .board import build
+
+    if a.action == "verify":
+        return build.verify(paths)
+    if a.action == "render":
+        from .board import render
+
+        for p in render.render(paths, a.pcb, a.out):
+            print(paths.rel(p))
+        return None
+    return build.build(paths, force=a.force, netlist=a.netlist, out=a.out,
+                       place_only=a.place_only, no_pour=a.no_pour)
+
+
+def _checks(a, paths):
+    from . import checks
+
+    if a.check == "drc":
+        return checks.drc_gate(paths, a.pcb)
+    return checks.parity_gate(paths, a.pcb, a.netlist)
+
+
+def _fab(a, paths):
+    from . import fab
+
+    return fab.build(paths, a.pcb, a.out)
+
+
+def _docs(a, paths):
+    from .docs import site
+
+    if a.root:
+        paths = ProjectPaths.at(a.root)
+    return {"generate": site.generate, "build": site.build,
+            "inputs": site.describe_inputs}[a.action](paths)
+
+
+def _router_compare(a, paths):
+    from . import router_compare
+
+    return router_compare.compare(paths, a.engines.split(","), a.timeout, a.reuse)
+
+
+def _paths(p: argparse.ArgumentParser, **options: str) -> None:
+    """--name PATH options (name_with_underscores -> --name-with-dashes), with their help."""
+    for name, help_text in options.items():
+        p.add_argument("--" + name.replace("_", "-"), type=Path, help=help_text or None)
+
+
+def _flags(p: argparse.ArgumentParser, **options: str) -> None:
+    for name, help_text in options.items():
+        p.add_argument("--" + name.replace("_", "-"), action="store_true", help=help_text)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="omd", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="stage", required=True, metavar="STAGE")
+
+    def stage(name, run, help_text, **kw):
+        s = sub.add_parser(name, help=help_text, **kw)
+        s.set_defaults(run=run)
+        return s
+
+    s = stage("netlist", _netlist, "circuit -> ERC -> schematic, KiCad netlist, ERC report")
+    _paths(s, kicad_dir="write the schematic and netlist here", reports_dir="write erc.json here")
+    _flags(s, no_docs="skip the schematic PDF/SVG")
+    _paths(stage("bom", _bom, "netlist + catalogue -> BOM (CSV, XLSX) and cost"),
+           out="folder for the BOM files", netlist="", parts="default hardware/parts.toml")
+    _paths(stage("assertions", _assertions, "design assertions and pin rules on the netlist"),
+           netlist="", parts="", pinmap="", report="default hardware/reports/assertions.json")
+
+    actions = stage("board", _board, "build, verify or render the board").add_subparsers(
+        dest="action", required=True)
+    b = actions.add_parser("build", help="place, route and pour when the inputs changed")
+    _paths(b, netlist="build from this netlist instead", out="write the board here instead")
+    _flags(b, force="rebuild even when current",
+           place_only="placement preview: no routing (seconds; goes to build/preview/)",
+           no_pour="no GND pours or stitching vias")
+    actions.add_parser("verify", help="exit 1 unless the committed board matches its inputs")
+    _paths(actions.add_parser("render", help="PNG renders and SVG plots for the docs"),
+           pcb="", out="default docs/generated/board/")
+
+    gates = stage("checks", _checks, "gates on the board: DRC, netlist parity").add_subparsers(
+        dest="check", required=True)
+    gates.add_parser("drc", help="kicad-cli DRC (with schematic parity)").add_argument(
+        "pcb", nargs="?", type=Path)
+    p = gates.add_parser("parity", help="our pad-to-net comparison with the netlist")
+    p.add_argument("pcb", nargs="?", type=Path)
+    _paths(p, netlist="")
+
+    _paths(stage("fab", _fab, "board -> JLCPCB, PCBWay and panel packages"),
+           pcb="", out="default hardware/fab/")
+    s = stage("docs", _docs, "generate the site's pages, build the site")
+    s.add_argument("action", choices=["generate", "build", "inputs"])
+    _paths(s, root="repository root (tests use a copy)")
+    s = stage("router-compare", _router_compare, "freeroute vs our router, writes the docs table")
+    s.add_argument("--engines", default="exact,grid")
+    s.add_argument("--timeout", type=int, default=600)
+    _flags(s, reuse="reuse the freeroute rows measured last time, re-measure only ours")
+    return ap
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in STAGES:
-        print(f"usage: omd {{{','.join(STAGES)}}} [stage arguments]", file=sys.stderr)
-        return 2
-    return importlib.import_module(STAGES[argv[0]]).main(argv[1:])
+    a = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return guarded(a.run, a, project())

@@ -1,5 +1,5 @@
-"""Reader for KiCad s-expression netlists (`kicad-cli sch export netlist --format kicadsexpr`
-or SKiDL's `generate_netlist`), reduced to what the board needs: parts and pad-to-net."""
+"""Reader for KiCad netlists (`kicad-cli sch export netlist --format kicadsexpr`, or SKiDL's
+`generate_netlist`): parts with their fields, pad-to-net, and the pin functions of pads."""
 
 from __future__ import annotations
 
@@ -8,47 +8,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"]+))')
+from . import sexpr
+from .errors import DesignError, MissingInput
 
 
-def parse_sexpr(text: str):
-    """Parse one s-expression into nested lists of str (quoted and bare atoms alike)."""
-    stack: list[list] = [[]]
-    pos = 0
-    n = len(text)
-    while pos < n:
-        m = _TOKEN.match(text, pos)
-        if not m:
-            if text[pos:].strip() == "":
-                break
-            raise ValueError(f"bad s-expression at offset {pos}")
-        pos = m.end()
-        if m.group(1):
-            stack.append([])
-        elif m.group(2):
-            done = stack.pop()
-            stack[-1].append(done)
-        elif m.group(3) is not None:
-            stack[-1].append(m.group(3).replace('\\"', '"').replace("\\\\", "\\"))
-        elif m.group(4) is not None:
-            stack[-1].append(m.group(4))
-    if len(stack) != 1 or not stack[0]:
-        raise ValueError("unbalanced s-expression")
-    return stack[0][0]
-
-
-def _children(node, name):
-    return [c for c in node[1:] if isinstance(c, list) and c and c[0] == name]
-
-
-def _child(node, name):
-    found = _children(node, name)
-    return found[0] if found else None
-
-
-def _value(node, name, default=""):
-    c = _child(node, name)
-    return c[1] if c is not None and len(c) > 1 and isinstance(c[1], str) else default
+def ref_key(ref: str):
+    """Designator order: R2 before R10, letters first (sorts "#FLG01" and "TP1" too)."""
+    m = re.match(r"([A-Za-z_#]+)(\d*)", ref)
+    return (m.group(1), int(m.group(2) or 0), ref) if m else (ref, 0, ref)
 
 
 @dataclass
@@ -63,8 +30,9 @@ class Part:
 @dataclass
 class Netlist:
     parts: dict[str, Part]
-    nets: dict[str, list[tuple[str, str]]]  # net name -> [(ref, pad number)]
+    nets: dict[str, list[tuple[str, str]]]  # net name -> [(ref, pad number)], sorted
     digest: str  # sha256 of the connectivity content (dates and paths excluded)
+    pin_functions: dict[tuple[str, str], str] = field(default_factory=dict)  # (ref, pad) -> name
 
     def pad_nets(self) -> dict[tuple[str, str], str]:
         out = {}
@@ -73,39 +41,61 @@ class Netlist:
                 out[(ref, pin)] = name
         return out
 
+    def signal_nets(self) -> dict[str, list[tuple[str, str]]]:
+        """Nets by the design's own name: KiCad names a net local to a sheet by its path
+        (/mcu/BOOT), the circuit by the last component, which must stay unique."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for name, nodes in self.nets.items():
+            bare = name.rsplit("/", 1)[-1]
+            if bare in out:
+                raise DesignError(f"two nets named '{bare}' in different sheets")
+            out[bare] = nodes
+        return out
+
+    def pin_function(self, ref: str, pin: str) -> str:
+        return self.pin_functions.get((ref, pin), "")
+
 
 def read_netlist(path: str | Path) -> Netlist:
-    tree = parse_sexpr(Path(path).read_text(encoding="utf-8"))
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInput(f"{path}: netlist missing; run the circuit stage first (make circuit)")
+    tree = sexpr.parse(path.read_text(encoding="utf-8"), source=str(path))
     parts: dict[str, Part] = {}
-    comps = _child(tree, "components")
-    for comp in _children(comps, "comp") if comps else []:
-        ref = _value(comp, "ref")
+    comps = sexpr.child(tree, "components")
+    for comp in sexpr.children(comps, "comp") if comps else []:
+        ref = sexpr.value(comp, "ref")
         fields: dict[str, str] = {}
-        flds = _child(comp, "fields")
-        for f in _children(flds, "field") if flds else []:
-            name = _value(f, "name")
+        flds = sexpr.child(comp, "fields")
+        for f in sexpr.children(flds, "field") if flds else []:
+            name = sexpr.value(f, "name")
             text = next((x for x in f[1:] if isinstance(x, str)), "")
             fields[name] = text
-        for prop in _children(comp, "property"):
-            name = _value(prop, "name")
+        for prop in sexpr.children(comp, "property"):
+            name = sexpr.value(prop, "name")
             if name and name not in fields:
-                fields[name] = _value(prop, "value")
-        tstamps = _child(comp, "tstamps")
+                fields[name] = sexpr.value(prop, "value")
+        tstamps = sexpr.child(comp, "tstamps")
         stamp = tstamps[1] if tstamps is not None and len(tstamps) > 1 else ""
-        sheet = _child(comp, "sheetpath")
-        sheet_stamps = _value(sheet, "tstamps", "/") if sheet is not None else "/"
+        sheet = sexpr.child(comp, "sheetpath")
+        sheet_stamps = sexpr.value(sheet, "tstamps", "/") if sheet is not None else "/"
         parts[ref] = Part(
             ref=ref,
-            value=_value(comp, "value"),
-            footprint=_value(comp, "footprint"),
+            value=sexpr.value(comp, "value"),
+            footprint=sexpr.value(comp, "footprint"),
             fields=fields,
             sheet_uuid_path=(sheet_stamps + stamp) if stamp else "",
         )
     nets: dict[str, list[tuple[str, str]]] = {}
-    netsnode = _child(tree, "nets")
-    for net in _children(netsnode, "net") if netsnode else []:
-        name = _value(net, "name")
-        nodes = [(_value(nd, "ref"), _value(nd, "pin")) for nd in _children(net, "node")]
+    functions: dict[tuple[str, str], str] = {}
+    netsnode = sexpr.child(tree, "nets")
+    for net in sexpr.children(netsnode, "net") if netsnode else []:
+        name = sexpr.value(net, "name")
+        nodes = []
+        for nd in sexpr.children(net, "node"):
+            key = (sexpr.value(nd, "ref"), sexpr.value(nd, "pin"))
+            nodes.append(key)
+            functions[key] = sexpr.value(nd, "pinfunction")
         nets[name] = sorted(nodes)
     h = hashlib.sha256()
     for ref in sorted(parts):
@@ -113,4 +103,4 @@ def read_netlist(path: str | Path) -> Netlist:
         h.update(repr((p.ref, p.value, p.footprint, sorted(p.fields.items()))).encode())
     for name in sorted(nets):
         h.update(repr((name, nets[name])).encode())
-    return Netlist(parts=parts, nets=nets, digest=h.hexdigest())
+    return Netlist(parts=parts, nets=nets, digest=h.hexdigest(), pin_functions=functions)

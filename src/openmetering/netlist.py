@@ -1,33 +1,28 @@
-"""Stage 1: circuit (hardware/skidl) -> ERC gates -> schematic + KiCad netlist.
+"""The circuit stage: circuit (found through [tool.openmetering]) -> ERC gates -> schematic +
+KiCad netlist.
 
 Outputs (all reproducible byte for byte):
 - hardware/kicad/open-meter*.kicad_sch  schematic drawn by SKiDL (one sheet per function block)
 - hardware/kicad/open-meter.net         KiCad's own netlist of that schematic (the board's input)
 - hardware/reports/erc.json             SKiDL and KiCad ERC results, with every waiver and reason
 - docs/generated/schematic/             schematic PDF and SVG for the docs
-
-Run: python -m openmetering.netlist
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli import guarded
-from .errors import DesignError
-from .kicad import kicad_cli
-from .paths import GENERATED_DOCS, KICAD_DIR, NETLIST, REPORTS_DIR, ROOT, SCHEMATIC
+from . import circuit as design
+from . import kicad
+from .errors import CheckFailed, DesignError
+from .paths import ProjectPaths, project
 from .repro import write_text_if_changed
-
-SCHEMATIC_DOCS = GENERATED_DOCS / "schematic"
 
 # SKiDL ERC warnings we accept, each with its reason. Anything else fails the build.
 ERC_WAIVERS: list[tuple[str, str]] = []
@@ -56,24 +51,6 @@ class _Collect(logging.Handler):
         self.records.append(record)
 
 
-def build_circuit():
-    """Build the circuit into a fresh SKiDL default circuit; return (circuit, nets)."""
-    import builtins
-
-    import skidl
-    from omd_circuit import (
-        lib,  # noqa: F401, I001  (sets SKiDL's KiCad 9 paths before import)
-        top,
-    )
-
-    skidl.reset()
-    skidl.set_default_tool(skidl.KICAD9)
-    # No .log/.erc/_sklib.py side files in the caller's directory: the stage reports itself.
-    builtins.default_circuit.no_files = True
-    nets = top.build()
-    return builtins.default_circuit, nets  # SKiDL keeps its default circuit in builtins
-
-
 def check_single_pin_nets(circuit) -> None:
     bad = []
     for net in circuit.nets:
@@ -84,7 +61,7 @@ def check_single_pin_nets(circuit) -> None:
             p = pins[0]
             bad.append(f"net '{net.name}' has a single pin: {p.part.ref} pin {p.num} ({p.name})")
     if bad:
-        raise DesignError("dangling nets (connect them or mark the pin NC):\n  " + "\n  ".join(bad))
+        raise CheckFailed("dangling nets (connect them or mark the pin NC):\n  " + "\n  ".join(bad))
 
 
 def run_skidl_erc(circuit) -> ErcResult:
@@ -142,21 +119,21 @@ def write_schematic(circuit, out_dir: Path) -> list[Path]:
     return written
 
 
-def export_kicad_netlist(schematic: Path, out: Path) -> None:
+def export_kicad_netlist(schematic: Path, out: Path, source: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "k.net"
-        kicad_cli("sch", "export", "netlist", "--format", "kicadsexpr", "-o", str(raw),
+        kicad.cli("sch", "export", "netlist", "--format", "kicadsexpr", "-o", raw,
                   schematic.name, cwd=schematic.parent)
         text = raw.read_text()
-    # The source path is absolute: keep it relative to the repository.
-    text = re.sub(r'\(source "[^"]*"\)', f'(source "{SCHEMATIC.relative_to(ROOT)}")', text)
+    # The source path is absolute (and here a temporary copy): name the repository's file.
+    text = re.sub(r'\(source "[^"]*"\)', f'(source "{source}")', text)
     write_text_if_changed(out, text)
 
 
 def run_kicad_erc(schematic: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         rpt = Path(tmp) / "erc.json"
-        kicad_cli("sch", "erc", "--severity-all", "--format", "json", "-o", str(rpt),
+        kicad.cli("sch", "erc", "--severity-all", "--format", "json", "-o", rpt,
                   schematic.name, cwd=schematic.parent)
         data = json.loads(rpt.read_text())
     counted, waived = [], {}
@@ -176,41 +153,41 @@ def run_kicad_erc(schematic: Path) -> dict:
 
 def export_schematic_docs(schematic: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    kicad_cli("sch", "export", "pdf", "-o", str(out_dir / "open-meter-schematic.pdf"),
+    kicad.cli("sch", "export", "pdf", "-o", out_dir / f"{schematic.stem}-schematic.pdf",
               schematic.name, cwd=schematic.parent)
     with tempfile.TemporaryDirectory() as tmp:
-        kicad_cli("sch", "export", "svg", "-o", tmp, schematic.name, cwd=schematic.parent)
+        kicad.cli("sch", "export", "svg", "-o", tmp, schematic.name, cwd=schematic.parent)
         for old in out_dir.glob("*.svg"):
             old.unlink()
         for svg in sorted(Path(tmp).glob("*.svg")):
             shutil.copyfile(svg, out_dir / svg.name)
 
 
-def build(kicad_dir: Path = KICAD_DIR, reports_dir: Path = REPORTS_DIR,
-          docs_dir: Path | None = SCHEMATIC_DOCS, log=print) -> dict:
-    circuit, _nets = build_circuit()
+def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> dict:
+    paths = paths or project()
+    circuit, _nets = design.build(paths)
     check_single_pin_nets(circuit)
     erc = run_skidl_erc(circuit)
     for msg, why in erc.waived:
         log(f"SKiDL ERC waived: {msg}  (reason: {why})")
     if erc.errors or erc.warnings:
-        raise DesignError("SKiDL ERC failed:\n  " + "\n  ".join(erc.errors + erc.warnings))
+        raise CheckFailed("SKiDL ERC failed:\n  " + "\n  ".join(erc.errors + erc.warnings))
 
-    write_schematic(circuit, kicad_dir)
+    write_schematic(circuit, paths.kicad)
     # KiCad reads the project file (.kicad_pro, the board's net classes and rule severities)
     # beside a schematic: work on a copy of the sheets alone, so every output here is a
     # function of the circuit only.
     with tempfile.TemporaryDirectory() as tmp:
-        for sheet in kicad_dir.glob("open-meter*.kicad_sch"):
+        for sheet in paths.kicad.glob(f"{paths.name}*.kicad_sch"):
             shutil.copyfile(sheet, Path(tmp) / sheet.name)
-        schematic = Path(tmp) / SCHEMATIC.name
+        schematic = Path(tmp) / paths.schematic.name
         kerc = run_kicad_erc(schematic)
         if kerc["violations"]:
-            raise DesignError("KiCad schematic ERC failed:\n  " + "\n  ".join(kerc["violations"]))
-        netlist = kicad_dir / NETLIST.name
-        export_kicad_netlist(schematic, netlist)
-        if docs_dir is not None:
-            export_schematic_docs(schematic, docs_dir)
+            raise CheckFailed("KiCad schematic ERC failed:\n  " + "\n  ".join(kerc["violations"]))
+        canonical = ProjectPaths.at(paths.root)
+        export_kicad_netlist(schematic, paths.netlist, canonical.rel(canonical.schematic))
+        if docs:
+            export_schematic_docs(schematic, paths.schematic_pictures)
 
     report = {
         "parts": len([p for p in circuit.parts if not p.ref.startswith("#")]),
@@ -219,23 +196,8 @@ def build(kicad_dir: Path = KICAD_DIR, reports_dir: Path = REPORTS_DIR,
                       "waived": [{"message": m, "reason": r} for m, r in erc.waived]},
         "kicad_erc": kerc,
     }
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    write_text_if_changed(reports_dir / "erc.json", json.dumps(report, indent=2) + "\n")
-    log(f"netlist: {netlist.relative_to(ROOT) if netlist.is_relative_to(ROOT) else netlist} "
-        f"({report['parts']} parts, {report['nets']} nets); SKiDL ERC clean; KiCad ERC clean "
+    write_text_if_changed(paths.reports / "erc.json", json.dumps(report, indent=2) + "\n")
+    log(f"netlist: {paths.rel(paths.netlist)} ({report['parts']} parts, {report['nets']} nets); "
+        f"SKiDL ERC clean; KiCad ERC clean "
         f"({sum(w['count'] for w in kerc['waived'].values())} waived)")
     return report
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kicad-dir", type=Path, default=KICAD_DIR)
-    ap.add_argument("--reports-dir", type=Path, default=REPORTS_DIR)
-    ap.add_argument("--no-docs", action="store_true", help="skip the schematic PDF/SVG")
-    args = ap.parse_args(argv)
-    return guarded(build, args.kicad_dir, args.reports_dir, None if args.no_docs else SCHEMATIC_DOCS)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DesignError
-from .paths import KICAD_FOOTPRINT_DIR, PARTS_TOML
+from .kicad import FOOTPRINT_DIR
+from .paths import project
 
 LCSC_RE = re.compile(r"^C\d+$")
 ASSEMBLY_KINDS = ("smt", "tht", "board", "module")
@@ -67,12 +68,13 @@ class Catalog:
         return None
 
 
-def footprint_path(footprint: str, root: Path = KICAD_FOOTPRINT_DIR) -> Path:
+def footprint_path(footprint: str, root: Path = FOOTPRINT_DIR) -> Path:
     lib, _, name = footprint.partition(":")
     return root / f"{lib}.pretty" / f"{name}.kicad_mod"
 
 
-def load(path: Path = PARTS_TOML, check_footprints: bool = True) -> Catalog:
+def load(path: Path | None = None, check_footprints: bool = True) -> Catalog:
+    path = path or project().parts
     try:
         data = tomllib.loads(Path(path).read_text())
     except tomllib.TOMLDecodeError as e:

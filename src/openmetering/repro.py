@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
-FIXED_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
+from . import clock
 
 
 def _member(name: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
+    info = zipfile.ZipInfo(name, date_time=clock.ZIP_TIME)
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     info.create_system = 3
@@ -20,8 +21,15 @@ def _member(name: str) -> zipfile.ZipInfo:
 def write_text_if_changed(path: Path, text: str) -> None:
     """Leave an unchanged file alone (its time too), so a rebuild touches only what changed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+def copy_if_changed(src: Path, dst: Path) -> None:
+    """Copy src over dst unless they already hold the same bytes."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not dst.exists() or dst.read_bytes() != src.read_bytes():
+        shutil.copyfile(src, dst)
 
 
 def write_zip(dest: Path, members: dict[str, bytes]) -> Path:
@@ -47,7 +55,7 @@ def normalise_zip(path: Path, keep_order: bool = False) -> None:
         names = zf.namelist()
         data = {n: zf.read(n) for n in names}
     if "docProps/core.xml" in data:
-        data["docProps/core.xml"] = _OFFICE_TIMES.sub(rb"\g<1>2000-01-01T00:00:00Z\g<2>",
+        data["docProps/core.xml"] = _OFFICE_TIMES.sub(rb"\g<1>" + clock.ISO.encode() + rb"\g<2>",
                                                      data["docProps/core.xml"])
     tmp = path.with_suffix(path.suffix + ".tmp")
     with zipfile.ZipFile(tmp, "w") as zf:

@@ -12,26 +12,33 @@ autorouter) leave shorts, clearance errors or unrouted fine-pitch nets on this k
   layer when the distance to all *other* nets' copper is at least width/2 + clearance + a
   margin that covers the straight track between two neighbouring cell centres (h/sqrt(2)),
   and at least via radius + clearance on both layers for a via;
-* each connection is a minimum-cost path (skimage.graph.MCP_Geometric, 8 directions, so 0/45/90
-  degree tracks) from the net's routed tree to the nearest unconnected pad (pad-to-tree);
+* each connection is a minimum-cost path (Dijkstra on the grid, 8 directions, so 0/45/90
+  degree tracks) from the net's routed tree to the nearest unconnected pad (pad-to-tree); the
+  search is skimage.graph.MCP_Geometric's, compiled with numba (see ``lowest_path``);
 * a connection that finds no path searches again treating foreign *tracks* as expensive
   instead of solid, rips up the nets it crossed and queues them again (bounded).
 
-Everything is in millimetres; y grows downwards as in KiCad. Nothing here imports pcbnew.
+Everything is in millimetres; y grows downwards as in KiCad. The router imports no pcbnew (only
+the benchmark does, through the board stage, to place the board it routes).
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import math
+import os
+import statistics
+import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from skimage.graph import MCP_Geometric
 
 VERSION = "omd-route 1"  # part of the board's input hash: bump when routing output changes
 
 F, B = 0, 1  # copper layers
-INF = np.inf
 
 
 @dataclass
@@ -96,6 +103,35 @@ class Result:
     vias: list[Via]
     unrouted: list[str]  # "NET: REF.PAD" for every pad left unconnected
     stats: dict
+
+    def digest(self) -> str:
+        """sha256 of everything the board receives: equal digests, equal routed boards."""
+        h = hashlib.sha256()
+        for t in self.tracks:
+            h.update(repr((t.net, t.layer, t.a, t.b, t.width)).encode())
+        for v in self.vias:
+            h.update(repr((v.net, v.at, v.diameter, v.drill)).encode())
+        h.update(repr(self.unrouted).encode())
+        return h.hexdigest()
+
+
+# ---------------------------------------------------------------- path search
+
+# the router's step costs (indices into Router.step_costs): a copper cell, one near a foreign
+# track that a rip-up search may cross, one beside the pair partner, a via, a via near a track
+_TRACK, _SOFT, _BESIDE, _VIA, _VIA_SOFT = range(5)
+
+
+def _pathsearch():
+    from openmetering import pathsearch  # numba: loaded with the first search, not on import
+
+    return pathsearch
+
+
+def lowest_path(cost, starts, is_end):
+    """The search every connection makes (see pathsearch.lowest_path): the cheapest path from
+    the starts to the first end reached, as skimage's MCP_Geometric finds it, tie for tie."""
+    return _pathsearch().lowest_path(cost, starts, is_end)
 
 
 # ---------------------------------------------------------------- geometry
@@ -167,6 +203,9 @@ class Router:
             self.patches.append(self._make_patch(None, layers, poly, kind="obstacle"))
         self.patches.extend(self.pad_patches.values())
         self.stats = {"ripups": 0, "connections": 0, "neckdowns": []}
+        via = prob.via_cost / self.h
+        self.step_costs = np.full(256, np.inf)
+        self.step_costs[[_TRACK, _SOFT, _BESIDE, _VIA, _VIA_SOFT]] = (1.0, 60.0, 0.6, via, 60.0 + via)
 
     # ------------------------------------------------------------ patches
     def _cells(self, x0, y0, x1, y1):
@@ -453,13 +492,18 @@ class Router:
         for other, extra in rule.keep_away.items():
             kd = self._foreign(net, win, only={other})
             free &= kd >= need + extra
-        cost = np.where(free, 1.0, INF).astype(np.float64)
+        # the search's cost of a unit step through each cell, as indices into self.step_costs;
+        # planes 0 and 2 are F.Cu and B.Cu, plane 1 the via plane between them
+        ps = _pathsearch()
+        codes = np.full((3, r1 - r0, c1 - c0), ps.BLOCKED, dtype=np.uint8)
+        copper = codes[0::2]
+        np.copyto(copper, _TRACK, where=free)
         if soft is not None:
-            cost[(soft < need) & free] = 60.0
+            np.copyto(copper, _SOFT, where=(soft < need) & free)
         # own pads: cells inside them are where a connection may start or end
         own = np.zeros((2, r1 - r0, c1 - c0), dtype=bool)
         tht_own = np.zeros((r1 - r0, c1 - c0), dtype=bool)
-        for i, pt in self.pad_patches.items():
+        for pt in self.pad_patches.values():
             if pt.net != net:
                 continue
             a0, a1 = max(r0, pt.r0), min(r1, pt.r1)
@@ -471,74 +515,63 @@ class Router:
                 own[L, a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] |= sub
             if len(pt.layers) == 2:
                 tht_own[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] |= sub
-            _ = i
         # a pair partner: cheaper to run beside it (keeps the USB pair together)
         if rule.pair and rule.pair in self.tracks:
             pd = self._foreign(net, win, only={rule.pair}, kinds=("track",))
             beside = (pd >= need) & (pd < need + 2 * self.h)
-            cost[beside & free] = 0.6
+            np.copyto(copper, _BESIDE, where=beside & free)
         vcells = (fd[0] >= vneed) & (fd[1] >= vneed) & via_edge_ok
+        vias = codes[1]
+        np.copyto(vias, _VIA, where=vcells)
         if soft is not None:
-            vsoft = (fd[0] >= vneed) & (fd[1] >= vneed) & via_edge_ok
-            vcells = vsoft
-        via_cost = np.where(vcells, self.p.via_cost / self.h, INF)
-        if soft is not None:
-            via_cost[vcells & ((soft[0] < vneed) | (soft[1] < vneed))] = 60.0 + self.p.via_cost / self.h
-        via_cost[tht_own & free[0] & free[1]] = 1.0  # a plated hole changes layer for free
-        stack = np.stack([cost[0], via_cost, cost[1]])
+            np.copyto(vias, _VIA_SOFT, where=vcells & ((soft[0] < vneed) | (soft[1] < vneed)))
+        np.copyto(vias, _TRACK, where=tht_own & free[0] & free[1])  # a plated hole: free
         # start: the tree; end: the target pad's free cells
-        starts = []
-        for i in tree_pads:
-            starts += self._pad_cells(i, win, free)
-        for L, r, c in tree_cells:
-            if r0 <= r < r1 and c0 <= c < c1:
-                starts.append((2 * L, r - r0, c - c0))
+        starts = [self._pad_cells(i, win, free) for i in tree_pads]
+        if tree_cells:
+            tc = np.array(tree_cells, dtype=np.intp)
+            tc = tc[(tc[:, 1] >= r0) & (tc[:, 1] < r1) & (tc[:, 2] >= c0) & (tc[:, 2] < c1)]
+            starts.append(tc * (2, 1, 1) - (0, r0, c0))
         if target is None:
             other = 2 * (1 - self.p.pads[tree_pads[0]].layers[0])
             rr, cc = np.nonzero(free[other // 2] & ~own[other // 2])
-            ends = [(other, int(r), int(c)) for r, c in zip(rr, cc, strict=True)]
+            ends = [np.stack([np.full(len(rr), other), rr, cc], axis=1)]
         else:
-            ends = []
-            for i in (target if isinstance(target, list) else [target]):
-                ends += self._pad_cells(i, win, free)
-        if not starts or not ends:
+            ends = [self._pad_cells(i, win, free) for i in (target if isinstance(target, list) else [target])]
+        starts = np.concatenate(starts) if starts else np.zeros((0, 3), np.intp)
+        ends = np.concatenate(ends) if ends else np.zeros((0, 3), np.intp)
+        if not len(starts) or not len(ends):
             return None
-        starts = np.array(starts, dtype=np.intp)
-        ends = np.array(ends, dtype=np.intp)
-        starts = starts[np.isfinite(stack[tuple(starts.T)])]
+        starts = starts[codes[tuple(starts.T)] != ps.BLOCKED]
         if not len(starts):
             return None
-        offsets = [(0, dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
-        offsets += [(1, 0, 0), (-1, 0, 0)]
-        mcp = MCP_Geometric(stack, offsets=offsets, fully_connected=False)
-        costs, _ = mcp.find_costs(starts, ends=ends, find_all_ends=False)
-        ec = costs[tuple(ends.T)]
-        k = int(np.argmin(ec))
-        if not np.isfinite(ec[k]):
+        is_end = np.zeros(codes.shape, dtype=bool)
+        is_end[tuple(ends.T)] = True
+        path = ps.search_cells(codes, self.step_costs, starts, is_end)
+        if not len(path):
             return None
-        path = mcp.traceback(tuple(int(v) for v in ends[k]))
         # back to global (layer 0/1, row, col); drop the via-plane steps
         out = []
-        for z, r, c in path:
+        for z, r, c in path.tolist():
             if z == 1:
                 continue
             out.append((z // 2, r + r0, c + c0))
         return self._smooth(out, free, win)
 
     def _pad_cells(self, i, win, free):
+        """(n, 3) search cells (plane, row, col in the window) inside pad i that are free."""
         r0, r1, c0, c1 = win
         pt = self.pad_patches[i]
         a0, a1 = max(r0, pt.r0), min(r1, pt.r1)
         b0, b1 = max(c0, pt.c0), min(c1, pt.c1)
         if a0 >= a1 or b0 >= b1:
-            return []
+            return np.zeros((0, 3), np.intp)
         inside = pt.d[a0 - pt.r0 : a1 - pt.r0, b0 - pt.c0 : b1 - pt.c0] <= 0
         cells = []
         for L in pt.layers:
-            ok = inside & free[L, a0 - r0 : a1 - r0, b0 - c0 : b1 - c0]
-            rr, cc = np.nonzero(ok)
-            cells += [(2 * L, int(r) + a0 - r0, int(c) + b0 - c0) for r, c in zip(rr, cc, strict=True)]
-        return cells
+            rr, cc = np.nonzero(inside & free[L, a0 - r0 : a1 - r0, b0 - c0 : b1 - c0])
+            cells.append(np.stack([np.full(len(rr), 2 * L), rr + (a0 - r0), cc + (b0 - c0)], axis=1))
+        return np.concatenate(cells)
 
     def _smooth(self, path, free, win):
         """Replace staircases by at most two octilinear legs where the cells allow it."""
@@ -653,3 +686,94 @@ class Router:
 
 def route(prob: Problem, max_ripups: int = 60) -> Result:
     return Router(prob).route(max_ripups=max_ripups)
+
+
+# ---------------------------------------------------------------- public clearance API
+# What the board builder needs beyond routing: a thin layer over the internals above, so
+# callers do not reach into them.
+
+
+def polygon_distance(px, py, poly) -> np.ndarray:
+    """Distance (mm) from points (arrays px, py) to a simple polygon, 0 inside."""
+    return _poly_dist(px, py, poly)
+
+
+def clearance_map(rt: Router, net: str | None = None) -> np.ndarray:
+    """Distance (mm) from every grid cell centre to the nearest copper of nets other than
+    `net` (None: all copper, obstacles included), per layer: shape (2, rows, cols)."""
+    rows, cols = rt.p.shape
+    return rt._foreign(net, (0, rows, 0, cols))
+
+
+# ---------------------------------------------------------------- benchmark
+
+
+def board_problem():
+    """The committed board's routing problem, placed as `board build` places it (needs pcbnew)."""
+    from openmetering.board import build, routing
+    from openmetering.board.layout import load_spec
+    from openmetering.paths import project
+
+    paths = project()
+    spec = load_spec(paths.placement)
+    lay = build.place_board(spec, build.source_netlist(paths))
+    return routing.problem(lay, h=spec["routing"]["grid"]), spec["routing"]["max_ripups"]
+
+
+def bench(runs: int = 3, problem=None, max_ripups: int = 60, log=print) -> dict:
+    """Route a problem from scratch `runs` times (the board's when none is given) and return
+    the seconds of each run (wall and CPU of this process), their medians and the result
+    digests; two digests that differ mean the router is not deterministic."""
+    t = time.perf_counter()
+    if problem is None:
+        problem, max_ripups = board_problem()
+    prepare = time.perf_counter() - t
+    t = time.perf_counter()
+    lowest_path(np.ones((3, 2, 2)), [(0, 0, 0)], np.ones((3, 2, 2), dtype=bool))
+    compile_s = time.perf_counter() - t  # importing numba, and its compile or loading its cache
+    load = os.getloadavg()[0]
+    rows = []
+    for k in range(runs):
+        w, c = time.perf_counter(), time.process_time()
+        res = Router(problem).route(max_ripups=max_ripups)
+        w, c = time.perf_counter() - w, time.process_time() - c
+        rows.append({"wall_s": round(w, 2), "cpu_s": round(c, 2), "tracks": len(res.tracks),
+                     "vias": len(res.vias), "unrouted": len(res.unrouted), "digest": res.digest()})
+        log(f"run {k + 1}: {w:.1f} s wall, {c:.1f} s CPU, {len(res.tracks)} tracks, "
+            f"{len(res.vias)} vias, {len(res.unrouted)} unrouted, result {res.digest()[:12]}")
+    out = {
+        "router": VERSION, "grid": list(problem.shape), "nets": len(problem.rules),
+        "prepare_s": round(prepare, 2), "kernel_compile_s": round(compile_s, 2),
+        "load_average_before": round(load, 2), "load_average_after": round(os.getloadavg()[0], 2),
+        "runs": rows,
+        "median_wall_s": round(statistics.median(r["wall_s"] for r in rows), 2),
+        "median_cpu_s": round(statistics.median(r["cpu_s"] for r in rows), 2),
+        "deterministic": len({r["digest"] for r in rows}) == 1,
+    }
+    log(f"median {out['median_wall_s']:.1f} s wall, {out['median_cpu_s']:.1f} s CPU over {runs} runs "
+        f"(problem {prepare:.1f} s, kernel compile/load {compile_s:.1f} s, load average "
+        f"{load:.2f} before, {out['load_average_after']:.2f} after; {os.cpu_count()} cores)")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m openmetering.route",
+                                 description="the board's grid router (its benchmark)")
+    ap.add_argument("--bench", action="store_true", required=True,
+                    help="route the board from scratch and print the routing time")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--json", type=str, default=None, help="also write the figures to this file")
+    a = ap.parse_args(argv)
+    out = bench(runs=a.runs, log=lambda m: print(m, flush=True))
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as f:
+            json.dump(out, f, indent=2, sort_keys=True)
+            f.write("\n")
+    if not out["deterministic"]:
+        print("runs gave different routes", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

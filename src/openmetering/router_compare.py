@@ -1,7 +1,7 @@
 """Measure the autorouters that install here on our placed board and write the figures to
 docs/generated/router-comparison.md.
 
-    python -m openmetering.router_compare [--engines exact,grid] [--timeout 600]
+    omd router-compare [--engines exact,grid] [--timeout 600] [--reuse]
 
 Each candidate gets the same placed, unrouted board (the builder's placement, no tracks);
 freeroute's engines go through Specctra DSN/SES, our router's figures come from the committed
@@ -10,60 +10,46 @@ board. Every routed result then gets the GND pours, a zone fill and `kicad-cli p
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from openmetering import board as B
-from openmetering import checks
-
-DOC = B.ROOT / "docs" / "generated" / "router-comparison.md"
-WORK = B.KICAD / ".build" / "routers"
-
-
-def placed_board(netlist: Path, out: Path):
-    """The builder's placement without routing, pours or stitching."""
-    env = B.frozen_env()
-    env["OMD_PLACE_ONLY"] = "1"
-    env["OMD_NO_POUR"] = "1"
-    subprocess.run([sys.executable, "-m", "openmetering.board", "_inner", str(netlist), str(out),
-                    str(out.with_suffix(".json"))], check=True, env=env, cwd=B.ROOT)
-    B.write_project(B.load_spec(), out.with_suffix(".kicad_pro"))
-    B.write_dru(B.load_spec(), out.with_suffix(".kicad_dru"))
+from . import checks, kicad
+from . import route as router
+from .board import build as board_build
+from .board.layout import load_spec
+from .errors import ToolTimeout
+from .paths import ProjectPaths
 
 
-def _pcbnew_script(code: str):
-    subprocess.run(["/usr/bin/python3", "-c", code], check=True, capture_output=True)
+def _pcbnew_script(code: str, what: str):
+    kicad.python(code=code, what=what)
 
 
-def run_freeroute(placed: Path, engine: str, extra: list[str], timeout: int) -> dict:
+def run_freeroute(work: Path, placed: Path, engine: str, extra: list[str], timeout: int,
+                  spec: dict) -> dict:
     tag = "-".join([engine, *[e.strip("-") for e in extra]])
-    d = WORK / tag
+    d = work / tag
     d.mkdir(parents=True, exist_ok=True)
     dsn, ses, pcb = d / "board.dsn", d / "board.ses", d / "open-meter.kicad_pcb"
     shutil.copy(placed, pcb)
     for ext in (".kicad_pro", ".kicad_dru"):
         shutil.copy(placed.with_suffix(ext), pcb.with_suffix(ext))
     _pcbnew_script(f"import pcbnew; b=pcbnew.LoadBoard({str(pcb)!r}); "
-                   f"pcbnew.ExportSpecctraDSN(b, {str(dsn)!r})")
+                   f"pcbnew.ExportSpecctraDSN(b, {str(dsn)!r})", "Specctra DSN export")
     exe = shutil.which("freeroute") or str(Path(sys.executable).with_name("freeroute"))
     cmd = [exe, str(dsn), "-o", str(ses), "--engine", engine, *extra]
-    t0 = time.time()
+    t0 = time.perf_counter()
     try:
-        subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
-        status = "finished"
-    except subprocess.TimeoutExpired:
+        proc = kicad.run(cmd, what=f"freeroute {engine}", timeout=timeout, check=False)
+        status = "finished" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+    except ToolTimeout:
         status = f"stopped at {timeout} s"
-    except subprocess.CalledProcessError as e:
-        status = f"failed (exit {e.returncode})"
-    secs = time.time() - t0
+    secs = time.perf_counter() - t0
     row = {"router": f"freeroute --engine {engine} {' '.join(extra)}".strip(), "status": status,
            "seconds": round(secs, 1), "command": " ".join(["freeroute", dsn.name, "-o", ses.name,
                                                            "--engine", engine, *extra])}
@@ -77,28 +63,28 @@ def run_freeroute(placed: Path, engine: str, extra: list[str], timeout: int) -> 
         "import pcbnew\n"
         f"b=pcbnew.LoadBoard({str(pcb)!r})\n"
         f"pcbnew.ImportSpecctraSES(b, {str(ses)!r})\n"
-        f"pcbnew.SaveBoard({str(pcb)!r}, b)\n")
-    _pours_and_fill(pcb)
+        f"pcbnew.SaveBoard({str(pcb)!r}, b)\n", "Specctra SES import")
+    _pours_and_fill(pcb, spec)
     row.update(_drc_figures(pcb))
     return row
 
 
-def _pours_and_fill(pcb: Path):
-    spec = B.load_spec()
-    w, h = spec["board"]["width"], spec["board"]["height"]
-    ox, oy = spec["board"]["origin"]
+def _pours_and_fill(pcb: Path, spec: dict):
+    """GND pours over the board's own outline on both layers, then a zone fill."""
     z = spec["zones"]
     code = f"""
 import pcbnew
 b = pcbnew.LoadBoard({str(pcb)!r})
 net = b.FindNet({z["net"]!r})
+bb = b.GetBoardEdgesBoundingBox()
 for layer in (pcbnew.F_Cu, pcbnew.B_Cu):
     zone = pcbnew.ZONE(b)
     zone.SetLayer(layer)
     zone.SetNet(net)
     o = zone.Outline(); o.NewOutline()
-    for x, y in (({ox}, {oy}), ({ox + w}, {oy}), ({ox + w}, {oy + h}), ({ox}, {oy + h})):
-        o.Append(pcbnew.FromMM(x), pcbnew.FromMM(y))
+    for x, y in ((bb.GetLeft(), bb.GetTop()), (bb.GetRight(), bb.GetTop()),
+                 (bb.GetRight(), bb.GetBottom()), (bb.GetLeft(), bb.GetBottom())):
+        o.Append(x, y)
     zone.SetLocalClearance(pcbnew.FromMM({z["clearance"]}))
     zone.SetMinThickness(pcbnew.FromMM({z["min_thickness"]}))
     zone.SetPadConnection(pcbnew.ZONE_CONNECTION_THT_THERMAL)
@@ -107,7 +93,7 @@ b.BuildConnectivity()
 pcbnew.ZONE_FILLER(b).Fill(b.Zones())
 pcbnew.SaveBoard({str(pcb)!r}, b)
 """
-    _pcbnew_script(code)
+    _pcbnew_script(code, "GND pours and zone fill")
 
 
 def _drc_figures(pcb: Path) -> dict:
@@ -121,22 +107,22 @@ def _drc_figures(pcb: Path) -> dict:
             "unconnected": rep["unconnected"], "detail": top}
 
 
-def ours(pcb: Path = B.PCB) -> dict:
-    info = json.loads(pcb.with_suffix(".route.json").read_text())
-    row = {"router": f"omd route.py ({B.router.VERSION})", "status": "finished",
-           "seconds": info["seconds"]["route"], "command": "python -m openmetering.board build --force"}
-    row.update(_drc_figures(pcb))
+def ours(paths: ProjectPaths) -> dict:
+    info = json.loads(paths.route_report.read_text())
+    row = {"router": f"omd route.py ({router.VERSION})", "status": "finished",
+           "seconds": info["seconds"]["route"], "command": "omd board build --force"}
+    row.update(_drc_figures(paths.pcb))
     return row
 
 
-def write_doc(rows: list[dict], netlist: Path):
+def write_doc(paths: ProjectPaths, rows: list[dict], netlist: Path):
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     lines = [
         "# Router comparison on the Open Metering board",
         "",
-        f"Generated by `python -m openmetering.router_compare` on {today} (2-core Debian 12, "
+        f"Generated by `omd router-compare` on {today} (2-core Debian 12, "
         "KiCad 9.0.8), from the builder's placement of "
-        f"`{netlist.relative_to(B.ROOT) if netlist.is_relative_to(B.ROOT) else netlist.name}`. "
+        f"`{paths.rel(netlist)}`. "
         "Every result got the same GND pours and zone fill, then "
         "`kicad-cli pcb drc --severity-all` with the board's JLCPCB rules "
         "(0.15–0.2 mm clearance, 0.2 mm signal / 0.5 mm power tracks, 0.6/0.3 mm vias).",
@@ -149,7 +135,7 @@ def write_doc(rows: list[dict], netlist: Path):
                      f"{r.get('unconnected')} | {r.get('warnings')} | {r.get('detail', '')} |")
     lines += [
         "",
-        "Commands (in `hardware/kicad/.build/routers/<engine>/`): " + "; ".join(
+        f"Commands (in `{paths.rel(paths.build)}/routers/<engine>/`): " + "; ".join(
             f"`{r['command']}`" for r in rows) + ".",
         "",
         "Notes:",
@@ -163,49 +149,41 @@ def write_doc(rows: list[dict], netlist: Path):
         "  distances on a 0.05 mm grid) and is the one the build uses.",
         "",
     ]
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text("\n".join(lines))
+    paths.router_comparison.parent.mkdir(parents=True, exist_ok=True)
+    paths.router_comparison.write_text("\n".join(lines))
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m openmetering.router_compare")
-    ap.add_argument("--engines", default="exact,grid")
-    ap.add_argument("--timeout", type=int, default=600)
-    ap.add_argument("--netlist", type=Path, default=B.NETLIST)
-    ap.add_argument("--reuse", action="store_true",
-                    help="reuse the freeroute rows measured last time, re-measure only ours")
-    a = ap.parse_args(argv)
-    cache = WORK / "rows.json"
-    if a.reuse and cache.exists():
+def compare(paths: ProjectPaths, engines: list[str], timeout: int = 600,
+            reuse: bool = False, log=print) -> None:
+    work = paths.build / "routers"
+    cache = work / "rows.json"
+    netlist = paths.netlist
+    have_ours = paths.pcb.exists() and paths.route_report.exists()
+    if reuse and cache.exists():
         rows = [r for r in json.loads(cache.read_text()) if not r["router"].startswith("omd")]
-        if B.PCB.exists():
-            rows.append(ours())
-        write_doc(rows, a.netlist.resolve())
-        print(DOC.relative_to(B.ROOT))
-        return 0
-    src = B.source_netlist(a.netlist.resolve())
-    WORK.mkdir(parents=True, exist_ok=True)
-    placed = WORK / "placed.kicad_pcb"
-    placed_board(src, placed)
+        if have_ours:
+            rows.append(ours(paths))
+        write_doc(paths, rows, netlist)
+        log(paths.rel(paths.router_comparison))
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    placed = work / "placed.kicad_pcb"
+    # the builder's placement without routing, pours or stitching
+    board_build.build(paths, netlist=None, out=placed, place_only=True, no_pour=True, log=log)
+    spec = load_spec(paths.placement)
     rows = []
     variants = {"exact": [["--shove", "--diagonal"]], "grid": [[]], "room": [[]]}
-    for eng in a.engines.split(","):
+    for eng in engines:
         for extra in variants.get(eng, [[]]):
-            row = run_freeroute(placed, eng, extra, a.timeout)
-            print(json.dumps(row), flush=True)
+            row = run_freeroute(work, placed, eng, extra, timeout, spec)
+            log(json.dumps(row))
             rows.append(row)
     # keep earlier measurements of engines not re-run this time
     if cache.exists():
         ran = {r["router"] for r in rows}
         rows = [r for r in json.loads(cache.read_text()) if r["router"] not in ran] + rows
     cache.write_text(json.dumps(rows, indent=1))
-    if B.PCB.exists() and B.PCB.with_suffix(".route.json").exists():
-        rows.append(ours())
-    write_doc(rows, a.netlist.resolve())
-    print(DOC.relative_to(B.ROOT))
-    _ = os
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if have_ours:
+        rows.append(ours(paths))
+    write_doc(paths, rows, netlist)
+    log(paths.rel(paths.router_comparison))

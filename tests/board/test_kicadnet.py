@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
-from openmetering import kicadnet
+import pytest
+
+from openmetering import kicadnet, sexpr
+from openmetering.errors import DesignError
 
 FIX = Path(__file__).parent / "fixtures" / "synthetic.net"
 
@@ -27,5 +30,27 @@ def test_digest_ignores_dates_but_not_connectivity(tmp_path):
 
 
 def test_quoted_strings_with_escapes():
-    tree = kicadnet.parse_sexpr('(a "x \\"y\\"" (b c))')
+    tree = sexpr.parse('(a "x \\"y\\"" (b c))')
     assert tree == ["a", 'x "y"', ["b", "c"]]
+
+
+def test_unbalanced_input_is_a_clear_error():
+    with pytest.raises(DesignError, match="unbalanced"):
+        sexpr.parse("(a (b c)")
+    with pytest.raises(DesignError, match="unbalanced"):
+        sexpr.parse("(a))")
+
+
+def test_pin_functions_and_design_net_names(tmp_path):
+    p = tmp_path / "n.net"
+    p.write_text("""(export (version "E") (nets
+      (net (code "1") (name "/mcu/ADC_V")
+        (node (ref "U1") (pin "39") (pinfunction "IO1") (pintype "bidirectional"))
+        (node (ref "R10") (pin "2") (pintype "passive")))
+      (net (code "2") (name "Net-(R1-Pad1)") (node (ref "R1") (pin "1")))))""")
+    net = kicadnet.read_netlist(p)
+    assert net.pin_function("U1", "39") == "IO1" and net.pin_function("R10", "2") == ""
+    assert net.signal_nets()["ADC_V"] == [("R10", "2"), ("U1", "39")]
+    p.write_text(p.read_text().replace('"Net-(R1-Pad1)"', '"/camera/ADC_V"'))
+    with pytest.raises(DesignError, match="two nets named 'ADC_V'"):
+        kicadnet.read_netlist(p).signal_nets()

@@ -4,6 +4,7 @@ could not route."""
 import numpy as np
 import pytest
 
+from openmetering import pathsearch as PS
 from openmetering import route as R
 
 
@@ -188,3 +189,76 @@ def test_random_two_pin_nets_never_violate_clearance(seed):
     routed = {n for n in nets if not any(u.startswith(n + ":") for u in res.unrouted)}
     for n in routed:
         assert connected(res, keep, n), n
+
+
+# ---------------------------------------------------------------- the search kernel
+# route.lowest_path claims to return skimage.graph.MCP_Geometric's path, tie for tie (so the
+# faster kernel leaves every routed board unchanged). Grids of few distinct costs make many
+# equal-cost paths, where a different visiting order would show.
+
+
+def skimage_path(cost, starts, ends):
+    from skimage.graph import MCP_Geometric
+
+    mcp = MCP_Geometric(cost, offsets=[tuple(m) for m in PS.MOVES], fully_connected=False)
+    costs, _ = mcp.find_costs([tuple(s) for s in starts], ends=[tuple(e) for e in ends],
+                              find_all_ends=False)
+    ec = costs[tuple(np.asarray(ends).T)]
+    k = int(np.argmin(ec))
+    if not np.isfinite(ec[k]):
+        return []
+    return [tuple(int(v) for v in p) for p in mcp.traceback(tuple(ends[k]))]
+
+
+def kernel_path(cost, starts, ends):
+    is_end = np.zeros(cost.shape, dtype=bool)
+    is_end[tuple(np.asarray(ends).T)] = True
+    return [tuple(p) for p in R.lowest_path(cost, starts, is_end).tolist()]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lowest_path_is_skimage_mcp_geometric_tie_for_tie(seed):
+    rng = np.random.default_rng(seed)
+    rows, cols = int(rng.integers(4, 70)), int(rng.integers(4, 70))
+    levels = np.array([1.0, 1.0, 1.0, 0.6, 60.0, 1.5 / 0.05, np.inf])
+    cost = levels[rng.integers(0, len(levels), size=(3, rows, cols))]
+    if seed % 4 == 0:
+        cost[:] = 1.0  # one cost everywhere: the most ties
+    cells = np.argwhere(np.ones(cost.shape, dtype=bool))
+    # starts in a random order, duplicates and blocked cells included, as the router gives them
+    starts = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 60)))]
+    ends = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 40)))]
+    assert kernel_path(cost, starts, ends) == skimage_path(cost, starts, ends)
+
+
+def test_lowest_path_agrees_when_the_queue_outgrows_its_first_tree():
+    # thousands of equal starts: the kernel's queue grows several levels deep while searching
+    rng = np.random.default_rng(7)
+    cost = np.where(rng.random((3, 120, 140)) < 0.15, np.inf, 1.0)
+    cost[1] = np.where(np.isfinite(cost[1]), 30.0, np.inf)
+    cells = np.argwhere(np.isfinite(cost))
+    starts = cells[rng.permutation(len(cells))[:5000]]
+    ends = np.array([(2, 119, 139), (0, 0, 139)])
+    cost[tuple(ends.T)] = 1.0
+    path = kernel_path(cost, starts, ends)
+    assert path and path == skimage_path(cost, starts, ends)
+
+
+def test_lowest_path_reports_no_path_and_rejects_bad_costs():
+    cost = np.ones((3, 5, 5))
+    cost[:, :, 2] = np.inf  # a wall on every plane
+    assert kernel_path(cost, [(0, 2, 0)], [(2, 2, 4)]) == []
+    assert kernel_path(cost, [(0, 2, 0)], [(0, 2, 0)]) == [(0, 2, 0)]  # a start that is an end
+    with pytest.raises(ValueError):
+        R.lowest_path(-cost, [(0, 0, 0)], np.ones(cost.shape, dtype=bool))
+    with pytest.raises(ValueError):
+        R.lowest_path(cost, [(3, 0, 0)], np.ones(cost.shape, dtype=bool))
+
+
+def test_bench_times_every_run_and_checks_they_agree():
+    pads = [pad("R1", "1", "A", 2, 4), pad("R2", "1", "A", 8, 4),
+            pad("R3", "1", "B", 5, 1), pad("R4", "1", "B", 5, 7)]
+    out = R.bench(runs=2, problem=problem(pads), log=lambda m: None)
+    assert [r["unrouted"] for r in out["runs"]] == [0, 0]
+    assert all(r["wall_s"] >= 0 and r["tracks"] > 0 for r in out["runs"])
+    assert out["deterministic"] and out["runs"][0]["digest"] == out["runs"][1]["digest"]

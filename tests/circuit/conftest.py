@@ -6,15 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from openmetering.paths import ROOT
+from openmetering.paths import project
+
+P = project()
 
 
-def run_stage(module: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a pipeline stage as the CLI does, in its own process (SKiDL keeps global state)."""
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+def run_stage(stage: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a pipeline stage through the CLI, in its own process (SKiDL keeps global state)."""
+    proc = subprocess.run([sys.executable, "-m", "openmetering", stage, *args], cwd=P.root,
                           capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{module} failed:\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(f"omd {stage} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
@@ -24,9 +26,9 @@ def regenerated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("circuit")
     (out / "kicad").mkdir()
     (out / "reports").mkdir()
-    run_stage("openmetering.netlist", "--kicad-dir", str(out / "kicad"),
+    run_stage("netlist", "--kicad-dir", str(out / "kicad"),
               "--reports-dir", str(out / "reports"), "--no-docs")
-    run_stage("openmetering.bom", "--out", str(out / "bom"),
+    run_stage("bom", "--out", str(out / "bom"),
               "--netlist", str(out / "kicad" / "open-meter.net"))
     return out
 
@@ -55,11 +57,9 @@ def move_node(netlist_text: str, ref: str, pin: str, to_net: str) -> str:
 @pytest.fixture
 def variant(tmp_path):
     """Copies of the design inputs to break on purpose."""
-    from openmetering.paths import NETLIST, PARTS_TOML, PINMAP
-
     d = tmp_path / "variant"
     d.mkdir()
-    for src in (NETLIST, PARTS_TOML, PINMAP):
+    for src in (P.netlist, P.parts, P.pinmap):
         shutil.copy(src, d / src.name)
     return d
 

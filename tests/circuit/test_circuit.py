@@ -11,7 +11,10 @@ import pytest
 from openmetering import assertions, parts
 from openmetering.errors import DesignError
 from openmetering.kicadnet import read_netlist
-from openmetering.paths import BOM_DIR, KICAD_DIR, NETLIST, REPORTS_DIR, ROOT
+from openmetering.paths import project
+
+P = project()
+ROOT, KICAD_DIR, NETLIST, REPORTS_DIR, BOM_DIR = P.root, P.kicad, P.netlist, P.reports, P.bom
 
 
 # --- reproducibility -----------------------------------------------------------------------
@@ -54,6 +57,7 @@ for netname, nodes in net.nets.items():
 print(len(board.GetFootprints()), "footprints", len(pads), "pads")
 assert not missing, missing
 """)
+    # KiCad's own Python, with nothing of the project's venv: the file stands on its own
     proc = subprocess.run(["/usr/bin/python3", str(script)], capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -76,9 +80,8 @@ def test_schematic_reads_with_a_second_parser():
 def test_schematic_connectivity_equals_skidl_netlist(tmp_path):
     """The schematic SKiDL draws has exactly the circuit's connectivity."""
     code = f"""
-import builtins
-from openmetering.netlist import build_circuit
-c, _ = build_circuit()
+from openmetering.circuit import build
+c, _ = build()
 c.no_files = False  # this test wants the netlist file (side files land in tmp_path)
 c.generate_netlist(file_={str(tmp_path / 'skidl.net')!r})
 """
@@ -164,7 +167,7 @@ def test_thermal_limit_fires(variant):
 
 
 def test_ams1117_dropout_fires(variant):
-    """Why the seed's AMS1117 was replaced: its 1.3 V dropout fails behind the USB diode."""
+    """Why the common AMS1117 is not used: its 1.3 V dropout fails behind the USB diode."""
     text = _sub(_parts(variant), "dropout_v = 0.6", "dropout_v = 1.3")
     found = _findings(variant, parts_text=text)
     assert any(f.startswith("[dropout] U3 pin VI") for f in found), found
@@ -257,10 +260,10 @@ def test_missing_footprint_is_rejected(tmp_path):
 
 def test_single_pin_net_is_rejected():
     code = """
-import skidl
+from openmetering.circuit import skidl_module
 from openmetering.errors import DesignError
 from openmetering.netlist import check_single_pin_nets
-skidl.set_default_tool(skidl.KICAD9)
+skidl = skidl_module()
 c = skidl.Circuit()
 r = skidl.Part("Device", "R", footprint="Resistor_SMD:R_0603_1608Metric", ref="R42", tag="R42",
                circuit=c)
@@ -278,14 +281,14 @@ except DesignError as e:
 
 def test_cli_reports_bad_catalogue_without_traceback(tmp_path, tools):
     path = _one_part_catalogue(tmp_path, lcsc='"X1"')
-    proc = tools.run_stage("openmetering.bom", "--parts", str(path), "--out", str(tmp_path / "o"),
-                     check=False)
+    proc = tools.run_stage("bom", "--parts", str(path), "--out", str(tmp_path / "o"),
+                           check=False)
     assert proc.returncode == 1
     assert "invalid LCSC number 'X1'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 # --- BOM ------------------------------------------------------------------------------------
-def test_bom_covers_the_board_and_the_seed_bom():
+def test_bom_covers_the_board_and_the_original_bom():
     import pandas as pd
 
     bom = pd.read_csv(BOM_DIR / "open-meter-bom.csv", keep_default_na=False)
@@ -297,7 +300,7 @@ def test_bom_covers_the_board_and_the_seed_bom():
     assert sorted(listed) == sorted(placed)
     assert int(bom[bom["Assembly"] != "module"]["Qty"].sum()) == len(placed)
     assert all(re.fullmatch(r"C\d+", x) for x in bom[bom["Assembly"] != "module"]["LCSC"])
-    # the seed's BOM lines
+    # the lines of the original specification's BOM
     by_value = bom.groupby("Value")["Qty"].sum()
     assert by_value["10k"] >= 5 and by_value["10uF"] >= 3
     assert "ESP32-S3-WROOM-1-N8R8" in set(bom["Value"])

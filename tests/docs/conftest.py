@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from openmetering import docs
+from openmetering.docs import site
+from openmetering.paths import ProjectPaths, project
 
 HERE = Path(__file__).resolve().parent
-ARTIFACTS = docs.ROOT / "tests" / "artifacts"
+ARTIFACTS = project().root / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 # Debian's chromium, not a Playwright-downloaded one; everything that would phone home is off.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -36,18 +37,9 @@ full_root_mod = _load_full_root()
 
 @pytest.fixture(scope="session")
 def real_root(tmp_path_factory) -> Path:
-    """The repository's docs inputs as they are, built the way `docs build` builds them."""
-    root = full_root_mod.make(tmp_path_factory.mktemp("real"), fill_missing=False)
-    docs.build(root, docs.PENDING)
-    return root
-
-
-@pytest.fixture(scope="session")
-def full_root(tmp_path_factory) -> Path:
-    """Every input present (stand-ins for the stages not landed yet), built with all inputs
-    required: what the site looks like once the whole pipeline runs."""
-    root = full_root_mod.make(tmp_path_factory.mktemp("full"))
-    docs.build(root, frozenset())
+    """The repository's docs inputs as they are, built the way `omd docs build` builds them."""
+    root = full_root_mod.make(tmp_path_factory.mktemp("real"))
+    site.build(ProjectPaths.at(root))
     return root
 
 

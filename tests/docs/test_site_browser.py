@@ -10,7 +10,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from openmetering import docs
+from openmetering.docs import site
+from openmetering.docs.pages import board, bom
+from openmetering.paths import ProjectPaths
 
 pytestmark = pytest.mark.slow
 
@@ -91,22 +93,16 @@ def ibom_refs(ctx, url: str) -> list[str]:
         page.close()
 
 
-@pytest.mark.parametrize("which", ["real_root", "full_root"])
-def test_every_page_loads_clean(which, request, browser, serve_site, artifacts):
-    root = request.getfixturevalue(which)
-    site = root / "site"
-    pages = site_pages(site)
+def test_every_page_loads_clean(real_root, browser, serve_site, artifacts):
+    built = real_root / "site"
+    pages = site_pages(built)
     assert "index.html" in pages and "hardware/index.html" in pages
     problems = []
-    with serve_site(site) as base:
+    with serve_site(built) as base:
         for rel in pages:
-            problems += check_page(browser, base, site, rel)
-        if which == "real_root":
-            screenshot(browser, f"{base}/index.html", artifacts / "home.png")
-            screenshot(browser, f"{base}/hardware/index.html", artifacts / "hardware.png")
-        else:
-            screenshot(browser, f"{base}/hardware/index.html",
-                       artifacts / "hardware-all-inputs.png")
+            problems += check_page(browser, base, built, rel)
+        screenshot(browser, f"{base}/index.html", artifacts / "home.png")
+        screenshot(browser, f"{base}/hardware/index.html", artifacts / "hardware.png")
     assert not problems, "\n".join(problems)
 
 
@@ -121,9 +117,8 @@ def test_home_page_shows_the_system_diagram(real_root, browser, serve_site):
     assert size and size[0] > 300 and size[1] > 300, size
 
 
-@pytest.mark.parametrize("which", ["real_root", "full_root"])
-def test_ibom_opens_and_lists_the_parts(which, request, browser, serve_site, artifacts):
-    root = request.getfixturevalue(which)
+def test_ibom_opens_and_lists_the_parts(real_root, browser, serve_site, artifacts):
+    root = real_root
     assert (root / "site" / IBOM).is_file(), "the interactive BOM was not built"
     with serve_site(root / "site") as base:
         refs = ibom_refs(browser, f"{base}/{IBOM}")
@@ -131,9 +126,8 @@ def test_ibom_opens_and_lists_the_parts(which, request, browser, serve_site, art
         page.goto(f"{base}/hardware/index.html", wait_until="load")
         assert page.locator(f"a[href$='{Path(IBOM).name}']").count() >= 1
         page.close()
-        if which == "full_root":
-            screenshot(browser, f"{base}/{IBOM}", artifacts / "ibom-all-inputs.png")
-    pcb_text = (root / docs.BY_KEY["pcb"].path).read_text()
+        screenshot(browser, f"{base}/{IBOM}", artifacts / "ibom.png")
+    pcb_text = board.PCB.path(ProjectPaths.at(root)).read_text()
     for ref in ("R1", "C1"):
         if f'"Reference" "{ref}"' in pcb_text:
             assert ref in refs, (ref, refs[:40])
@@ -142,14 +136,14 @@ def test_ibom_opens_and_lists_the_parts(which, request, browser, serve_site, art
 
 def test_changing_a_part_value_changes_the_bom_page(tmp_path, make_root):
     root = make_root(tmp_path)
-    bom = root / docs.BY_KEY["bom"].path
-    rows = list(csv.reader(bom.open(newline="")))
+    bom_csv = bom.BOM.path(ProjectPaths.at(root))
+    rows = list(csv.reader(bom_csv.open(newline="")))
     col = rows[0].index("Value")
     new_value = "OMD-TEST-VALUE-4k99"
     old_value, rows[1][col] = rows[1][col], new_value
-    with bom.open("w", newline="") as f:
+    with bom_csv.open("w", newline="") as f:
         csv.writer(f).writerows(rows)
-    docs.build(root, frozenset())
+    site.build(ProjectPaths.at(root))
     html = (root / "site" / "hardware" / "bom.html").read_text()
     assert new_value in html
     assert f">{old_value}<" not in html or sum(r[col] == old_value for r in rows[1:])

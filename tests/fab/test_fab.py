@@ -1,29 +1,31 @@
 """Fab packages: regenerated == committed (drift fails naming the file), and an independent
 Gerber reader (gerbonara) agrees with the board on outline, layers, holes and placements."""
 
-import io
 import json
 import re
-import subprocess
 import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from openmetering import fab
+from openmetering import fab, kicad
 from openmetering.errors import DesignError
-from openmetering.paths import BOARD, GERBER_DIR, ROOT
+from openmetering.fab import common, jlcpcb
+from openmetering.paths import project
 
-JLC = GERBER_DIR / "jlcpcb"
-PCBWAY = GERBER_DIR / "pcbway"
-PANEL = GERBER_DIR / "panel"
+P = project()
+FAB = P.fab
+BOARD = P.pcb
+JLC = FAB / "jlcpcb"
+PCBWAY = FAB / "pcbway"
+PANEL = FAB / "panel"
 
 
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fab")
-    fab.build(BOARD, out, log=lambda *_: None)
+    fab.build(P, BOARD, out, log=lambda *_: None)
     return out
 
 
@@ -37,7 +39,7 @@ def differing_files(new_root: Path, committed_root: Path) -> list[str]:
 
 
 def test_committed_fab_outputs_equal_regenerated(regenerated):
-    diff = differing_files(regenerated, GERBER_DIR)
+    diff = differing_files(regenerated, FAB)
     assert not diff, ("committed fab outputs differ from what the board regenerates "
                       f"(run `make fab` and commit): {diff}")
 
@@ -46,8 +48,8 @@ def test_planted_drift_is_named(regenerated, tmp_path):
     """Edit one committed Gerber (in a copy): the drift check must name exactly that file."""
     import shutil
 
-    copy = tmp_path / "gerber"
-    shutil.copytree(GERBER_DIR, copy)
+    copy = tmp_path / "fab"
+    shutil.copytree(FAB, copy)
     victim = sorted((copy / "jlcpcb").glob("*F_Cu*"))[0]
     victim.write_bytes(victim.read_bytes().replace(b"D01*", b"D02*", 1))
     assert differing_files(regenerated, copy) == [str(victim.relative_to(copy))]
@@ -69,9 +71,7 @@ def _board_facts():
             "print(json.dumps({'w': pcbnew.ToMM(bb.GetWidth()), 'h': pcbnew.ToMM(bb.GetHeight()),"
             " 'x0': pcbnew.ToMM(bb.GetX()), 'y0': -pcbnew.ToMM(bb.GetBottom()),"
             " 'layers': b.GetCopperLayerCount(), 'pth': holes}))\n")
-    out = subprocess.run(["/usr/bin/python3", "-c", code, str(BOARD)], capture_output=True,
-                         text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return kicad.pcbnew_json(code, BOARD, what="test: board holes")
 
 
 @pytest.fixture(scope="module")
@@ -177,12 +177,12 @@ def test_gerbers_carry_no_date():
 
 # --- rotation table --------------------------------------------------------------------------
 def test_rotation_corrections():
-    table = fab.load_rotations()
-    assert fab.jlc_correction("Package_TO_SOT_SMD:SOT-223-3_TabPin2", table)[0] == 180
-    assert fab.jlc_correction("Package_TO_SOT_SMD:SOT-23-5", table)[0] == 180
-    assert fab.jlc_correction("Resistor_SMD:R_0603_1608Metric", table) == (0, 0, 0)
+    table = jlcpcb.load_rotations(P.rotations)
+    assert jlcpcb.correction("Package_TO_SOT_SMD:SOT-223-3_TabPin2", table)[0] == 180
+    assert jlcpcb.correction("Package_TO_SOT_SMD:SOT-23-5", table)[0] == 180
+    assert jlcpcb.correction("Resistor_SMD:R_0603_1608Metric", table) == (0, 0, 0)
     cpl = pd.read_csv(JLC / "open-meter-jlcpcb-cpl.csv")
-    pos = fab.positions(BOARD).set_index("ref")
+    pos = common.positions(BOARD).set_index("ref")
     u3 = cpl[cpl["Designator"] == "U3"].iloc[0]
     assert float(u3["Rotation"]) == (pos.loc["U3", "rot"] + 180) % 360
 
@@ -191,17 +191,16 @@ def test_bad_rotation_table_is_a_clear_error(tmp_path, monkeypatch):
     bad = tmp_path / "rot.csv"
     bad.write_text("pattern,rotation,dx,dy,source\n^SOT-(23,180,0,0,x\n")
     with pytest.raises(DesignError, match=r"rot.csv row 2"):
-        fab.load_rotations(bad)
+        jlcpcb.load_rotations(bad)
 
 
 def test_missing_board_is_a_clear_error(tmp_path):
     with pytest.raises(DesignError, match="board missing"):
-        fab.build(tmp_path / "nope.kicad_pcb", tmp_path / "out")
+        fab.build(P, tmp_path / "nope.kicad_pcb", tmp_path / "out")
 
 
 def test_summary_has_quote_inputs():
-    s = json.loads((GERBER_DIR / "fab-summary.json").read_text())
+    s = json.loads(P.fab_summary.read_text())
     assert s["board"]["layers"] == 2 and s["board"]["width_mm"] > 20
     assert s["bom_cost"]["qty100"]["total_per_meter"] > 0
-    assert (ROOT / "hardware" / "fab" / "panel.json").exists()
-    assert io  # keep the import honest for the zip helpers above
+    assert P.panel_preset.exists()

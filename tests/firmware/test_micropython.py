@@ -5,10 +5,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import config
+import main
 import metering
 import numpy as np
 import pytest
 from sim.frontend import Scenario, Unit, burst
+
+import contract
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wrap_scenario as ws  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -126,6 +133,72 @@ def test_transport_under_micropython(mp_run, ct):
     assert (a409, aerr) == ("rejected", "retry")
     assert sig == t["image"]["vector"]["signature"]
     assert json.loads(body) == {t["batch"]["field"]: [1, 2]}
+
+
+WRAP_RUNNER = r"""
+import sys, json
+sys.path.insert(0, FW)
+sys.path.insert(0, TESTS)
+import config, contract, main, net, ticks
+import wrap_scenario as ws
+ct = contract.load(CONTRACT)
+out = {"impl": sys.implementation.name, "native": ticks._native, "period": ticks.PERIOD,
+       "vs_port": ws.ticks_vs_port(), "runs": []}
+for k in range(len(ws.STARTS)):
+    start = ws.STARTS[k]
+    srv = ws.LanServer(ct, contract, contract.key_from_hex(ws.KEY_HEX))
+    d = ws.day(main, config, TMP + "/day%d" % k, ws.WrapClock(start), srv, OFFLINE[k])
+    d["order_ok"] = srv.order == list(range(1, d["seq"] + 1))
+    d["bad_sig"] = srv.bad
+    e = ws.energy(main, config, TMP + "/en%d" % k, ws.WrapClock(start - 1800000), srv, 3600)
+    b = ws.backoff(net, ws.WrapClock(start - 30000))
+    out["runs"].append({"start": start, "day": d, "energy": e, "backoff": b})
+print(json.dumps(out))
+"""
+# two hours offline at each start: the same paths as CPython's full days (test_wrap.py), at a
+# tenth of the CPU time, and CPython must get the very same figures
+WRAP_OFFLINE = [720, 720, 720]
+
+
+@pytest.fixture(scope="module")
+def mp_wrap(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mpwrap")
+    script = (f"FW={str(ROOT / 'firmware')!r}\nTESTS={str(Path(__file__).parent)!r}\n"
+              f"CONTRACT={str(ROOT / 'contract')!r}\nTMP={str(tmp)!r}\n"
+              f"OFFLINE={WRAP_OFFLINE!r}\n" + WRAP_RUNNER)
+    (tmp / "run.py").write_text(script)
+    p = subprocess.run([str(MICROPYTHON), str(tmp / "run.py")], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_ticks_formulas_equal_the_ports_c_functions(mp_wrap):
+    assert mp_wrap["impl"] == "micropython"
+    # the unix port wraps at 2**62: the firmware runs modtime.c's formulas at the ESP32's 2**30
+    assert mp_wrap["native"] is False and mp_wrap["period"] == 1 << 30
+    n, bad = mp_wrap["vs_port"]
+    assert n > 5000 and bad == 0  # _diff/_add == time.ticks_diff/ticks_add at the port's period
+
+
+def test_wrap_under_micropython(mp_wrap, tmp_path, ct):
+    backoff = [2000, 4000, 8000, 16000, 32000, 64000, 120000, 120000, 120000]
+    for k, run in enumerate(mp_wrap["runs"]):
+        d, e = run["day"], run["energy"]
+        assert run["start"] == ws.STARTS[k]
+        assert d["missed"] == 0 and d["pending"] == WRAP_OFFLINE[k] and d["left"] == 0
+        assert d["order_ok"] and d["bad_sig"] == 0
+        assert d["import_mj"] == 1500 * d["measured_ms"] and d["export_mj"] == 0
+        assert e["import_mj"] == 575 * e["measured_ms"] and e["export_mj"] == 0
+        assert len(e["closes"]) == e["measured_ms"] // 10_000
+        assert run["backoff"] == backoff
+        # and CPython, same scenario, gives the same figures
+        srv = ws.LanServer(ct, contract, contract.key_from_hex(ws.KEY_HEX))
+        clock = ws.WrapClock(run["start"] - 1800000)
+        assert ws.energy(main, config, str(tmp_path / f"en{k}"), clock, srv, 3600) == e
+        got = ws.day(main, config, str(tmp_path / f"d{k}"), ws.WrapClock(run["start"]), srv,
+                     WRAP_OFFLINE[k])
+        assert {x: d[x] for x in got} == got
 
 
 def test_every_firmware_module_compiles_for_xtensawin(tmp_path):

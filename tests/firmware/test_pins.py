@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from firmware.tools import gen_esphome, pincheck
+from openmetering import pins
+from openmetering.kicadnet import read_netlist
 
 ROOT = Path(__file__).resolve().parents[2]
 NETLIST = ROOT / "hardware" / "kicad" / "open-meter.net"
@@ -18,24 +20,27 @@ def sample_netlist(pm, overrides=None) -> str:
     """A small hand-made KiCad netlist wired as the pin map says (format of kicad-cli 'E')."""
     overrides = overrides or {}
     parts = {"adc": ["R9", "C9"], "led": ["R8"], "button": ["SW1"], "i2c": ["R7"],
-             "uart": ["J7"], "usb": ["J1"], "strap": ["SW2"]}
+             "uart": ["J7"], "usb": ["J1"], "strap": ["SW2", "R6"]}
     nets = []
     for code, (sig, (g, kind)) in enumerate(pm.PINS.items(), 1):
-        pad, fn = overrides.get(sig, (pincheck.WROOM_PAD[g], f"IO{g}"))
+        pad, fn = overrides.get(sig, (pins.MODULE_PAD[g], pm.symbol_pin(g)))
         nodes = [f'(node (ref "U1") (pin "{pad}") (pinfunction "{fn}") (pintype "bidirectional"))']
-        if sig in pincheck.FPC_PIN:
-            nodes.append(f'(node (ref "J5") (pin "{pincheck.FPC_PIN[sig]}") (pintype "passive"))')
+        if sig in pins.FPC_PIN:
+            nodes.append(f'(node (ref "J5") (pin "{pins.FPC_PIN[sig]}") (pintype "passive"))')
         for ref in parts.get(kind, []):
             nodes.append(f'(node (ref "{ref}") (pin "1") (pintype "passive"))')
         nets.append(f'(net (code "{code}") (name "/{sig}") (class "Default") {" ".join(nodes)})')
+    # the BOOT strap's pull-up goes to the 3.3 V rail
+    nets.append('(net (code "99") (name "+3V3") (node (ref "R6") (pin "2") (pintype "passive")))')
     return ('(export (version "E") (design (source "sample.kicad_sch") (tool "Eeschema 9.0"))\n'
-            '  (components (comp (ref "U1") (value "ESP32-S3-WROOM-1")))\n  (nets\n    '
-            + "\n    ".join(nets) + "))\n")
+            '  (components (comp (ref "U1") (value "ESP32-S3-WROOM-1"))\n'
+            '    (comp (ref "J1") (value "USB-C") (fields (field (name "PartID") "usb_c"))))\n'
+            '  (nets\n    ' + "\n    ".join(nets) + "))\n")
 
 
 @pytest.fixture()
 def pm():
-    return pincheck.load_pinmap(PINMAP)
+    return pins.load_pinmap(PINMAP)
 
 
 def test_real_netlist_matches_pinmap():
@@ -49,22 +54,17 @@ def test_real_netlist_divider_is_the_config_default():
     """The ACS712 and ZMPT101B dividers in config.py are the resistors on the board."""
     import config
 
-    text = NETLIST.read_text()
-    tree = pincheck.parse_sexpr(text)
-    comps = {}
-    for node in tree[0]:
-        if isinstance(node, list) and node and node[0] == "components":
-            for c in node[1:]:
-                comps[pincheck._field(c, "ref")] = pincheck._field(c, "value")
-    nets = pincheck.read_netlist(NETLIST)
+    net = read_netlist(NETLIST)
+    comps = {ref: p.value for ref, p in net.parts.items()}
+    nets = net.signal_nets()
 
     def ohms(v):
         m = re.fullmatch(r"([\d.]+)\s*([kKmM]?)", v.replace("Ω", "").strip())
         return float(m.group(1)) * {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "m": 1e-3}[m.group(2)]
 
     def ratio(adc_net):
-        rs = [n["ref"] for n in nets[adc_net] if n["ref"].startswith("R")]
-        gnd = [r for r in rs if any(n["ref"] == r for n in nets.get("GND", []))]
+        rs = [r for r, _pin in nets[adc_net] if r.startswith("R")]
+        gnd = [r for r in rs if any(ref == r for ref, _pin in nets.get("GND", []))]
         top = [r for r in rs if r not in gnd]
         assert len(gnd) == 1 and len(top) == 1, (adc_net, rs)
         lo, hi = ohms(comps[gnd[0]]), ohms(comps[top[0]])
@@ -85,7 +85,7 @@ def test_planted_netlist_mistake_names_the_pin(tmp_path, pm):
     p = tmp_path / "bad.net"
     # ADC_I wired to IO12 (pad 20) instead of IO2: an ADC2 pin
     p.write_text(sample_netlist(pm, {"ADC_I": ("20", "IO12")}))
-    errs = pincheck.check(PINMAP, p)
+    errs = [str(e) for e in pincheck.check(PINMAP, p)]
     assert any("ADC_I" in e and "GPIO2" in e and "GPIO12" in e for e in errs), errs
     assert pincheck.main([str(p)]) == 1
 
@@ -100,16 +100,16 @@ def test_planted_mistake_in_real_netlist_copy(tmp_path):
     assert bad != seg
     p = tmp_path / "open-meter.net"
     p.write_text(text.replace(seg, bad))
-    errs = pincheck.check(PINMAP, p)
+    errs = [str(e) for e in pincheck.check(PINMAP, p)]
     assert any("CAM_XCLK" in e and "GPIO15" in e for e in errs), errs
 
 
 @pytest.mark.parametrize("edit,needle", [
-    ('"ADC_I": (2, "adc")', ('"ADC_I": (12, "adc")', "ADC_I: GPIO12 is not an ADC1")),
-    ('"LED_NET": (48, "led")', ('"LED_NET": (35, "led")', "LED_NET: GPIO35 is wired to the N8R8")),
-    ('"LED_NET": (48, "led")', ('"LED_NET": (47, "led")', "LED_NET: GPIO47 used twice")),
-    ('"BUTTON_USER": (14, "button")', ('"BUTTON_USER": (46, "button")', "BUTTON_USER: GPIO46 is a strapping")),
-    ('"I2C_SDA": (41, "i2c")', ('"I2C_SDA": (19, "i2c")', "I2C_SDA: GPIO19 is the native USB")),
+    ('"ADC_I": (2, "adc")', ('"ADC_I": (12, "adc")', "[adc1-only] U1 pin IO12: analog signal ADC_I")),
+    ('"LED_NET": (48, "led")', ('"LED_NET": (35, "led")', "[flash-psram] U1 pin IO35: LED_NET on")),
+    ('"LED_NET": (48, "led")', ('"LED_NET": (47, "led")', "[gpio-unique] U1 pin IO47: GPIO47 assigned to both")),
+    ('"BUTTON_USER": (14, "button")', ('"BUTTON_USER": (46, "button")', "[strapping] U1 pin IO46: BUTTON_USER")),
+    ('"I2C_SDA": (41, "i2c")', ('"I2C_SDA": (19, "i2c")', "[usb-pins] U1 pin IO19: I2C_SDA")),
 ])
 def test_planted_pinmap_mistake_names_the_pin(tmp_path, pm, edit, needle):
     old, (new, msg) = edit, needle
@@ -119,7 +119,7 @@ def test_planted_pinmap_mistake_names_the_pin(tmp_path, pm, edit, needle):
     p.write_text(src.replace(old, new))
     good = tmp_path / "ok.net"
     good.write_text(sample_netlist(pm))  # wired per the original map
-    errs = pincheck.check(p, good)
+    errs = [str(e) for e in pincheck.check(p, good)]
     assert any(msg in e for e in errs), errs
 
 
@@ -127,7 +127,7 @@ def test_pinmap_altered_against_real_netlist(tmp_path):
     src = PINMAP.read_text().replace('"CAM_D0": (11, "cam")', '"CAM_D0": (38, "cam")')
     p = tmp_path / "pinmap.py"
     p.write_text(src)
-    errs = pincheck.check(p, NETLIST)
+    errs = [str(e) for e in pincheck.check(p, NETLIST)]
     assert any("CAM_D0" in e and "GPIO38" in e for e in errs), errs
 
 

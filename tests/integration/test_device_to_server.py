@@ -2,7 +2,8 @@
 with the simulated front end, against the REAL omd-server (uvicorn subprocess, temp SQLite,
 key provisioned through the real CLI) and a real mosquitto.
 
-Online readings, a camera JPEG, the server killed (the meter queues), a power-cut style
+Online readings (the device's ticks_ms wrapping meanwhile), a VGA camera JPEG at the configured
+quality from the driver-shaped fake camera, the server killed (the meter queues), a power-cut style
 re-send (duplicates), a conflicting seq (409: logged and dropped, no loop), restart, batched
 replay; then the server must hold every reading exactly once in seq order, the image hash must
 match, a tampered reading / image signature must get 401, and the firmware's and server's HA
@@ -46,43 +47,12 @@ from sim.frontend import Scenario, Unit, burst  # noqa: E402
 import contract as fwcontract  # noqa: E402
 from firmware.tools import bundle  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests" / "firmware"))
+import fake_camera  # noqa: E402
+import wrap_scenario  # noqa: E402
+
 METER = "e2e-01"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-# 16x16 baseline JPEG made with Pillow 9.4 (used when Pillow is not in this venv)
-TINY_JPEG_HEX = (
-    "ffd8ffe000104a46494600010100000100010000ffdb0043000d090a0b0a080d0b0a0b0e0e0d0f13201513"
-    "121213271c1e17202e2931302e292d2c333a4a3e333646372c2d405741464c4e525352323e5a615a50604a"
-    "51524fffdb0043010e0e0e131113261515264f352d354f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f"
-    "4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4fffc0001108001000"
-    "1003012200021101031101ffc4001f0000010501010101010100000000000000000102030405060708090a"
-    "0bffc400b5100002010303020403050504040000017d01020300041105122131410613516107227114328191"
-    "a1082342b1c11552d1f02433627282090a161718191a25262728292a3435363738393a434445464748494a"
-    "535455565758595a636465666768696a737475767778797a838485868788898a92939495969798999aa2a3"
-    "a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9"
-    "eaf1f2f3f4f5f6f7f8f9faffc4001f0100030101010101010101010000000000000102030405060708090a"
-    "0bffc400b51100020102040403040705040400010277000102031104052131061241510761711322328108"
-    "144291a1b1c109233352f0156272d10a162434e125f11718191a262728292a35363738393a434445464748"
-    "494a535455565758595a636465666768696a737475767778797a82838485868788898a9293949596979899"
-    "9aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae2e3e4e5e6e7"
-    "e8e9eaf2f3f4f5f6f7f8f9faffda000c03010002110311003f008ffe3d3febdfff00457ff63fcbe9d2c515"
-    "5ffe3d3febdfff00457ff63fcbe9d3c4fe2ff8bf3ff83f9faefec7c3e87fffd9"
-)
-
-
-def jpeg_bytes() -> bytes:
-    try:
-        import io
-
-        from PIL import Image
-
-        im = Image.new("RGB", (32, 24), (200, 120, 30))
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=70)
-        return buf.getvalue()
-    except ImportError:
-        return bytes.fromhex(TINY_JPEG_HEX)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -190,14 +160,6 @@ class SimSampler:
         return metering.analyse(buf, n, fs, d, cal, 10)
 
 
-class Camera:
-    def __init__(self, jpeg: bytes):
-        self.jpeg = jpeg
-
-    def capture(self):
-        return self.jpeg
-
-
 class Retained:
     """Collects retained messages under homeassistant/# as a fresh subscriber sees them."""
 
@@ -217,7 +179,7 @@ class Retained:
         return got
 
 
-def test_device_to_server(tmp_path, server, broker):
+def test_device_to_server(tmp_path, server, broker, monkeypatch):
     t0 = time.monotonic()
     key_hex = server.cli("keys", "add", METER).strip()
     assert len(key_hex) == 64
@@ -231,8 +193,10 @@ def test_device_to_server(tmp_path, server, broker):
     cfg.update(meter_id=METER, key_hex=key_hex, server_url=server.url)
     cfg["mqtt"].update(host="127.0.0.1", port=broker)
 
-    clock = [0]
-    base = int(time.time()) - 3600  # the device's NTP time an hour ago; 10 s per interval
+    # the device's ticks_ms() 30 s before it wraps; its NTP time an hour ago; 10 s per interval
+    clock = [wrap_scenario.DEVICE_PERIOD - 30_000]
+    start = clock[0]
+    base = int(time.time()) - 3600
     calls: list[tuple[str, int]] = []
 
     def http(url, body, ctype="application/json", headers=None):
@@ -240,11 +204,19 @@ def test_device_to_server(tmp_path, server, broker):
         calls.append((url, code))
         return code
 
-    jpeg = jpeg_bytes()
-    ev = evidence.Evidence(Camera(jpeg), None, 3600, lambda: clock[0])
+    def ticks_ms():
+        return clock[0] % wrap_scenario.DEVICE_PERIOD
+
+    # the camera opened by the firmware at the configured quality and frame size
+    monkeypatch.setitem(sys.modules, "camera", fake_camera.module())
+    cam, status = evidence.open_camera(cfg["camera"]["frame_size"],
+                                       cfg["camera"]["jpeg_quality_pct"])
+    assert cam is not None, status
+    ev = evidence.Evidence(cam, None, cfg["camera"]["every_s"], ticks_ms, status)
     logs: list[str] = []
-    app = main.App(cfg, ct, SimSampler(), str(dev / "data"), lambda: clock[0],
-                   lambda: base + clock[0] // 1000, http, evidence=ev, log=logs.append)
+    app = main.App(cfg, ct, SimSampler(), str(dev / "data"), ticks_ms,
+                   lambda: base + (clock[0] - start) // 1000, http, evidence=ev,
+                   log=logs.append)
     sent: dict[int, str] = {}  # seq -> sig of what the device produced
 
     def interval():
@@ -260,6 +232,8 @@ def test_device_to_server(tmp_path, server, broker):
     assert app.spool.pending() == 0 and app.sent == 6
     assert {u for u, _ in calls} == {app.tp.reading_url, app.tp.image_url}
     assert (app.tp.image_url, 201) in calls
+    assert ticks_ms() < start  # the device's ticks wrapped in the meantime
+    jpeg = cam.frames[0]  # VGA at the configured quality: the real server takes it
     image_sha = hashlib.sha256(jpeg).hexdigest()
 
     # HA discovery: the server announced the meter (bridge); the firmware's own announcement

@@ -1,0 +1,322 @@
+"""Sensor and grid models for the rev-B front end (host only, feeds sim/m90e32as.py).
+
+Every signal is a sum of tones; each sensor is a per-tone complex gain (ratio, phase) plus the
+effects a single calibration cannot remove: a CT whose ratio and phase move with current and
+saturate above rating, voltage transformers whose lead falls with frequency (and, for the
+AC-AC adapter, grows with voltage), a ZMPT101B module whose op-amp compresses. The figures and
+where they come from are in IMPAIRMENTS (printed beside the benchmark table).
+
+Direction convention of the board: each CT is clipped on so that power flowing from the
+grid into the house reads positive on its channel (IMPORT); an inverter exporting through
+CT1 therefore reads negative on channel A, exactly like export on CT2 (grid). The driver's
+per-channel `sign` maps this to the contract (P > 0 is export).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FW = Path(__file__).resolve().parents[1]
+if str(FW) not in sys.path:
+    sys.path.insert(0, str(FW))
+
+from chipcal import FRONTEND  # noqa: E402
+
+TAU = 2 * math.pi
+
+# Mains voltage harmonics (relative amplitude, phase deg): a typical European LV feeder,
+# well inside the EN 50160 limits (3rd 5 %, 5th 6 %, 7th 5 %, 9th 1.5 %, 11th 3.5 %,
+# 13th 3 %, 15th 0.5 %), flat-topped by rectifier loads.
+V_HARMONICS = {3: (0.012, 180.0), 5: (0.028, 175.0), 7: (0.014, 10.0), 9: (0.004, 190.0),
+               11: (0.007, 170.0), 13: (0.005, 20.0), 15: (0.002, 180.0)}
+# Capacitor-input rectifier (SMPS, LED drivers) current spectrum relative to the fundamental:
+# the shape of IEC 61000-3-2 class D equipment (3rd 80-90 %, 5th 60 %, 7th 40 %, ... ) as
+# measured on PC power supplies; fundamental leads slightly (input EMI capacitor).
+SMPS_HARMONICS = {3: (0.82, 180.0), 5: (0.58, 0.0), 7: (0.35, 180.0), 9: (0.16, 0.0),
+                  11: (0.07, 180.0), 13: (0.06, 0.0), 15: (0.05, 180.0)}
+SMPS_PHI_DEG = -8.0
+# Grid-tie inverter output current: THD below the 5 % of IEC 61727 / VDE-AR-N 4105.
+INVERTER_HARMONICS = {3: (0.012, 30.0), 5: (0.018, 200.0), 7: (0.010, 60.0), 11: (0.004, 0.0),
+                      13: (0.003, 90.0)}
+
+
+@dataclass
+class Mains:
+    vrms: float = 230.0  # total rms
+    f: float = 50.0
+    harmonics: dict = field(default_factory=lambda: dict(V_HARMONICS))
+
+    def tones(self):
+        """[(h, amplitude_peak, phase_rad)] with the total rms equal to vrms."""
+        k = math.sqrt(1 + sum(a * a for a, _ in self.harmonics.values()))
+        v1 = self.vrms / k
+        out = [(1, v1 * math.sqrt(2), 0.0)]
+        for h, (a, p) in sorted(self.harmonics.items()):
+            out.append((h, v1 * a * math.sqrt(2), math.radians(p)))
+        return out
+
+
+@dataclass
+class Load:
+    """Current through one CT. kind: resistive, inductive, capacitive, smps, inverter."""
+
+    irms: float = 0.0
+    kind: str = "resistive"
+    pf: float = 1.0  # fundamental displacement factor for inductive / capacitive
+    export: bool = False  # power flows from the house to the grid through this CT
+
+    def tones(self, mains: Mains):
+        """[(h, amplitude_peak, phase_rad)] of the current, total rms = irms, import positive."""
+        vt = {h: (a, p) for h, a, p in mains.tones()}
+        raw = []
+        if self.kind == "resistive":
+            raw = [(h, a, p) for h, (a, p) in vt.items()]
+        elif self.kind in ("inductive", "capacitive"):
+            phi = math.acos(self.pf)  # R-L (lag) or R-C (lead) branch fixed at the fundamental
+            x = math.tan(phi)
+            for h, (a, p) in vt.items():
+                xh = x * h if self.kind == "inductive" else x / h
+                z = math.hypot(1.0, xh)
+                ang = math.atan(xh)
+                raw.append((h, a / z, p - ang if self.kind == "inductive" else p + ang))
+        elif self.kind in ("smps", "inverter"):
+            spec = SMPS_HARMONICS if self.kind == "smps" else INVERTER_HARMONICS
+            phi1 = math.radians(SMPS_PHI_DEG if self.kind == "smps" else 0.0)
+            raw = [(1, 1.0, -phi1)]
+            for h, (a, p) in spec.items():
+                raw.append((h, a, -h * phi1 + math.radians(p)))
+        else:
+            raise ValueError(f"unknown load kind {self.kind!r}")
+        rms = math.sqrt(sum(a * a for _, a, _ in raw) / 2)
+        k = self.irms / rms if rms > 0 else 0.0
+        sign = -1.0 if self.export else 1.0
+        return [(h, sign * a * k, p) for h, a, p in raw]
+
+
+def true_power(mains: Mains, load: Load) -> float:
+    """Active power (W) through the CT, import positive: sum over harmonics of Vh Ih cos."""
+    vt = {h: (a, p) for h, a, p in mains.tones()}
+    p = 0.0
+    for h, a, ph in load.tones(mains):
+        if h in vt:
+            av, pv = vt[h]
+            p += av * a / 2 * math.cos(pv - ph)
+    return p
+
+
+# --- sensors -------------------------------------------------------------------------------------
+
+
+@dataclass
+class CurrentTransformer:
+    """YHDC SCT-013-000, 100 A : 50 mA, on the board's burden.
+
+    Lead and ratio error come from the magnetising branch: the lead falls as 1/f and grows
+    at low current (lower permeability); the ratio follows it. Above its rating the ferrite
+    core saturates (OEM ratio test: +1.44 % at 100 A, +0.33 % at 120 A, -1.86 % at 140 A,
+    -6.9 % at 160 A).
+    """
+
+    turns: float = FRONTEND["ct_turns"]
+    ratio_err: float = 0.0  # unit error at i_ref
+    lead_ref_deg: float = 2.9  # at i_ref, 50 Hz
+    lead_slope: float = 0.06  # relative growth of the lead per decade below i_ref
+    ratio_per_rad: float = 0.35  # ratio error change per radian of extra lead
+    i_ref: float = 20.0
+    hf_lag_deg_at_1k5: float = 5.0  # leakage/capacitance: OEM 5 deg at 1.5 kHz
+    sat_a: float = 0.0027  # saturation: -a (I / i_knee)^n
+    sat_n: float = 7.1
+    i_knee: float = 100.0
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> CurrentTransformer:
+        return cls(ratio_err=rng.uniform(-0.02, 0.02), lead_ref_deg=rng.uniform(2.4, 3.4),
+                   lead_slope=rng.uniform(0.03, 0.10), i_knee=rng.uniform(95.0, 110.0))
+
+    def lead_deg(self, irms: float, f: float) -> float:
+        i = max(irms, 0.05)
+        lead50 = self.lead_ref_deg * (1 + self.lead_slope * math.log10(self.i_ref / i))
+        return lead50 * 50.0 / f - self.hf_lag_deg_at_1k5 * f / 1500.0
+
+    def gain(self, irms: float) -> float:
+        """Secondary amps per primary amp at the fundamental (50 Hz lead used for the ratio)."""
+        i = max(irms, 0.05)
+        extra = math.radians(self.lead_deg(i, 50.0) - self.lead_deg(self.i_ref, 50.0))
+        sat = self.sat_a * (i / self.i_knee) ** self.sat_n
+        return (1 + self.ratio_err - self.ratio_per_rad * extra - sat) / self.turns
+
+
+@dataclass
+class ZMPT101BModule:
+    """ZMPT101B 2 mA : 2 mA transformer module with its LM358 stage, fed from the 5 V rail.
+
+    Transformer: phase error <= 20' (0.33 deg) at rated current, linearity <= 0.2 %
+    (ZMPT101B datasheet). Module trimmer sets the ratio (here ~0.55 V rms at 230 V); the
+    LM358 output stage swings to Vcc - 1.5 V only, so it compresses near the top.
+    """
+
+    v_per_v: float = FRONTEND["zmpt101b_v_per_v"]
+    lead_deg50: float = 0.25
+    cubic: float = 0.001  # relative compression at 230 V peak
+    v_high: float = 1.0  # headroom above the bias before the LM358 clips (5 V - 1.5 V - 2.5 V)
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> ZMPT101BModule:
+        return cls(v_per_v=FRONTEND["zmpt101b_v_per_v"] * rng.uniform(0.95, 1.05), lead_deg50=rng.uniform(0.1, 0.33),
+                   cubic=rng.uniform(0.0005, 0.002))
+
+
+@dataclass
+class ACAdapter:
+    """9 V AC-AC wall adapter (OEM report, Ideal Power 77DB-06-09): lead 4 deg at 185 V rising
+    to 7.5 deg at 253 V as the core saturates; open-circuit 11.36 V at 240 V."""
+
+    v_per_v: float = FRONTEND["adapter_v_per_v"]
+    lead_at_185: float = 4.0
+    lead_at_253: float = 7.5
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> ACAdapter:
+        lo = rng.uniform(3.5, 4.5)
+        return cls(v_per_v=FRONTEND["adapter_v_per_v"] * rng.uniform(0.97, 1.03), lead_at_185=lo,
+                   lead_at_253=lo + rng.uniform(3.0, 4.0))
+
+    def lead_deg(self, vrms: float, f: float) -> float:
+        x = (vrms - 185.0) / (253.0 - 185.0)
+        return (self.lead_at_185 + (self.lead_at_253 - self.lead_at_185) * x) * 50.0 / f
+
+
+def rc_lowpass(f: float, tau: float) -> complex:
+    return 1.0 / (1.0 + 1j * TAU * f * tau)
+
+
+def rc_highpass(f: float, tau: float) -> complex:
+    s = 1j * TAU * f * tau
+    return s / (1.0 + s)
+
+
+# Board values (hardware/design-notes/metering-frontend.md): 2 x 3.3 ohm burden with the
+# centre tap on AGND, 1 k + 18 nF anti-alias per leg; ZMPT path 10 uF coupling into a
+# 12 k / 10 k divider; adapter path 100 k / 3.3 k divider with a 10 k + 18 nF lag network.
+BURDEN_OHM = FRONTEND["burden_ohm"]
+AA_TAU = 1e3 * 18e-9
+ZMPT_COUPLE_TAU = 22e3 * 10e-6
+ZMPT_DIVIDER = FRONTEND["zmpt101b_divider"]
+ADAPTER_DIVIDER = FRONTEND["adapter_divider"]
+ADAPTER_LAG_TAU = 10e3 * 18e-9
+
+
+@dataclass
+class Board:
+    """One assembled rev-B board: part tolerances drawn once from a seed."""
+
+    seed: int = 1
+    voltage_sensor: str = "zmpt101b"  # or "adapter"
+    cts: list = field(default_factory=list)
+    zmpt: ZMPT101BModule = field(default_factory=ZMPT101BModule)
+    adapter: ACAdapter = field(default_factory=ACAdapter)
+    burden: list = field(default_factory=lambda: [BURDEN_OHM, BURDEN_OHM, BURDEN_OHM])
+    aa_tau_i: list = field(default_factory=lambda: [AA_TAU, AA_TAU, AA_TAU])
+    aa_tau_v: float = AA_TAU
+    divider: float = ZMPT_DIVIDER
+    couple_tau: float = ZMPT_COUPLE_TAU
+    crosstalk: float = 10 ** (-90 / 20)  # voltage trace into each current input (estimate)
+    crosstalk_deg: float = 80.0
+    mains: Mains = field(default_factory=Mains)
+    loads: list = field(default_factory=lambda: [Load(), Load(), Load()])
+
+    @classmethod
+    def draw(cls, seed: int = 1, voltage_sensor: str = "zmpt101b") -> Board:
+        r = np.random.default_rng(seed)
+        b = cls(seed=seed, voltage_sensor=voltage_sensor)
+        b.cts = [CurrentTransformer.draw(r) for _ in range(3)]
+        b.zmpt = ZMPT101BModule.draw(r)
+        b.adapter = ACAdapter.draw(r)
+        b.burden = [BURDEN_OHM * (1 + r.uniform(-0.01, 0.01)) for _ in range(3)]  # 1 %, 25 ppm
+        # 1 % resistors, 5 % NP0 capacitors [AN Table-1]
+        b.aa_tau_i = [AA_TAU * (1 + r.uniform(-0.06, 0.06)) for _ in range(3)]
+        b.aa_tau_v = AA_TAU * (1 + r.uniform(-0.06, 0.06))
+        b.divider = (ZMPT_DIVIDER if voltage_sensor == "zmpt101b" else ADAPTER_DIVIDER) * (
+            1 + r.uniform(-0.01, 0.01))
+        b.couple_tau = ZMPT_COUPLE_TAU * (1 + r.uniform(-0.2, 0.2))  # X7R 10 uF under bias
+        return b
+
+    # -- pin signals -------------------------------------------------------------------------
+    def voltage_tones(self):
+        """Tones at the V pins (volts peak, rad): sensor, coupling/divider, anti-alias."""
+        m = self.mains
+        out = []
+        for h, a, p in m.tones():
+            f = h * m.f
+            if self.voltage_sensor == "zmpt101b":
+                g = self.zmpt.v_per_v * np.exp(1j * math.radians(self.zmpt.lead_deg50 * 50.0 / f))
+                g *= rc_highpass(f, self.couple_tau) * self.divider
+            else:
+                lead = self.adapter.lead_deg(m.vrms, m.f) * m.f / f
+                g = self.adapter.v_per_v * np.exp(1j * math.radians(lead)) * self.divider
+                g *= rc_lowpass(f, ADAPTER_LAG_TAU)
+            g *= rc_lowpass(f, self.aa_tau_v)
+            out.append((f, a * abs(g), p + float(np.angle(g))))
+        return out
+
+    def current_tones(self, ch: int):
+        m = self.mains
+        load = self.loads[ch]
+        ct = self.cts[ch]
+        out = []
+        gain = ct.gain(load.irms)
+        for h, a, p in load.tones(m):
+            f = h * m.f
+            g = gain * self.burden[ch] * np.exp(1j * math.radians(ct.lead_deg(load.irms, f)))
+            g *= rc_lowpass(f, self.aa_tau_i[ch])
+            out.append((f, a * abs(g), p + float(np.angle(g))))
+        # capacitive pick-up of the voltage trace (-90 dB, leading)
+        for f, a, p in self.voltage_tones()[:1]:
+            out.append((f, a * self.crosstalk, p + math.radians(self.crosstalk_deg)))
+        return out
+
+    def pin(self, src: str, t: np.ndarray) -> np.ndarray:
+        """Differential pin voltage of ADC input 'U0'..'U2' or 'I0'..'I2' at times t (s)."""
+        if src[0] == "U":
+            tones = self.voltage_tones()
+            x = _sum_tones(tones, t, self.mains.f)
+            if self.voltage_sensor == "zmpt101b":
+                # LM358 compression, referred to the pin through the (linear) divider
+                vp = self.mains.vrms * math.sqrt(2) * self.zmpt.v_per_v * self.divider
+                x = x - self.zmpt.cubic * x ** 3 / vp ** 2
+                x = np.minimum(x, self.zmpt.v_high * self.divider)
+            return x
+        ch = int(src[1])
+        return _sum_tones(self.current_tones(ch), t, self.mains.f)
+
+
+def _sum_tones(tones, t, f0):
+    x = np.zeros_like(t)
+    for f, a, p in tones:
+        x += a * np.sin(TAU * f * t + p)
+    return x
+
+
+IMPAIRMENTS = [
+    ("Mains", "harmonics 3rd-15th (2.8 % 5th, 1.4 % 7th, ...; THD 3.5 %) inside EN 50160; "
+     "frequency 49.5 / 50 / 50.5 / 60 Hz per row"),
+    ("CT (SCT-013-000, 100 A:50 mA)", "unit ratio error +-2 % (datasheet +-3 %, OEM test "
+     "+0.7..+2 %); lead 2.4-3.4 deg at 20 A on 6.6 ohm, falling as 1/f, +3..10 % per decade "
+     "below 20 A (OEM phase test, 22/120 ohm burdens); ratio follows the lead; ferrite "
+     "saturation -0.27 % at 100 A, -1.1 % at 120 A (OEM ratio test); leakage lag 5 deg at 1.5 kHz"),
+    ("ZMPT101B module", "ratio +-5 % (trimmer); lead 0.1-0.33 deg at 50 Hz falling as 1/f "
+     "(datasheet <= 20'); LM358 compression 0.05-0.2 % (datasheet linearity <= 0.2 %), "
+     "clipping above Vcc - 1.5 V"),
+    ("AC-AC adapter (9 V)", "lead 3.5-4.5 deg at 185 V rising by 3-4 deg to 253 V, falling as "
+     "1/f (OEM Ideal Power report); ratio +-3 %"),
+    ("Board", "burden 1 %, anti-alias 1 k/18 nF with 6 % tau tolerance per channel (AN BOM); "
+     "10 uF coupling -20..+20 %; voltage-to-current crosstalk -90 dB at 80 deg (estimate)"),
+    ("ATM90E32AS", "per-ADC gain +-1 % (Vref 1.2 V), +-0.05 % nonlinearity, 10 uV rms input "
+     "noise (estimate at the 120 uV floor of the 0.1 % range), 16-bit registers, 0.01 CF "
+     "energy quantum, 8 kHz sampling, clip at 720 mV rms x sqrt 2"),
+]

@@ -1,0 +1,124 @@
+"""The adapter between the board and the router (`openmetering.route`, which knows nothing of
+pcbnew): the placed board as a routing problem (grid, outline distance, pad polygons, hole
+obstacles, a rule per net), and the router's tracks and vias back onto the board."""
+
+from __future__ import annotations
+
+import fnmatch
+
+import numpy as np
+
+from .. import route as router
+from ..kicadnet import ref_key
+from .layout import Layout, mm
+
+
+def fnmatch_any(name: str, patterns) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def netclass_of(spec: dict, net: str) -> str:
+    for cls, c in spec["netclass"].items():
+        if fnmatch_any(net, c.get("nets", [])):
+            return cls
+    return "Default"
+
+
+def problem(lay: Layout, h=0.05) -> router.Problem:
+    pcbnew = lay.pcbnew
+    spec = lay.spec
+    rs = spec["routing"]
+    rows, cols = int(round(lay.h / h)) + 1, int(round(lay.w / h)) + 1
+    ys = h * np.arange(rows)[:, None]
+    xs = h * np.arange(cols)[None, :]
+    r = spec["board"].get("corner_radius", 0.0)
+    # signed distance inside a rounded rectangle
+    qx = np.abs(xs - lay.w / 2) - (lay.w / 2 - r)
+    qy = np.abs(ys - lay.h / 2) - (lay.h / 2 - r)
+    outside = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0)) + np.minimum(np.maximum(qx, qy), 0)
+    edge = (r - outside).astype(np.float32)
+    px, py = np.meshgrid(xs.ravel(), ys.ravel())
+    for k in spec.get("keepout", []):
+        x0, y0, x1, y1 = k["rect"]
+        poly = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+        d = router.polygon_distance(px, py, poly)
+        d[(px > x0) & (px < x1) & (py > y0) & (py < y1)] = 0
+        edge = np.minimum(edge, d.astype(np.float32))
+    inside = edge > 0
+    pads, obstacles = [], []
+    for ref in sorted(lay.fps, key=ref_key):
+        fp = lay.fps[ref]
+        for pad in fp.Pads():
+            layers = []
+            if pad.IsOnLayer(pcbnew.F_Cu):
+                layers.append(router.F)
+            if pad.IsOnLayer(pcbnew.B_Cu):
+                layers.append(router.B)
+            if not layers and pad.GetDrillSize().x == 0:
+                continue  # paste-only aperture (the module's exposed-pad windows)
+            if pad.GetAttribute() == pcbnew.PAD_ATTRIB_NPTH or not layers:
+                # a bare hole: keep copper hole_clearance away from it
+                d = pcbnew.ToMM(max(pad.GetDrillSize().x, pad.GetDrillSize().y))
+                c = pad.GetPosition()
+                extra = spec["rules"]["hole_clearance"] - rs["clearance"]
+                rad = d / 2 + max(extra, 0)
+                ang = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+                poly = np.c_[pcbnew.ToMM(c.x) - lay.ox + rad * np.cos(ang) / np.cos(np.pi / 32),
+                             pcbnew.ToMM(c.y) - lay.oy + rad * np.sin(ang) / np.cos(np.pi / 32)]
+                obstacles.append(((router.F, router.B), poly))
+                continue
+            ps = pcbnew.SHAPE_POLY_SET()
+            pad.TransformShapeToPolygon(ps, layers and (pcbnew.F_Cu if layers[0] == 0 else pcbnew.B_Cu),
+                                        0, mm(0.002), pcbnew.ERROR_OUTSIDE)
+            for k in range(ps.OutlineCount()):
+                o = ps.Outline(k)
+                poly = np.array([lay.local(o.CPoint(i)) for i in range(o.PointCount())])
+                pads.append(router.Pad(ref, pad.GetNumber(), pad.GetNetname(), tuple(layers), poly,
+                                       lay.local(pad.GetPosition())))
+    rules = {}
+    for name in lay.net.nets:
+        c = spec["netclass"][netclass_of(spec, name)]
+        rules[name] = router.NetRule(
+            width=c["track"], min_width=c.get("neck_down", c["track"]),
+            priority=c.get("priority", 5), pair=None, fanout=c.get("fanout", False),
+            track_pads=tuple(rs.get("track_pads", [])),
+            keep_away={n: c["keep_away"] for n in c.get("away_from", [])},
+        )
+    for a, b in rs.get("pairs", []):
+        if a in rules and b in rules:
+            rules[b].pair = a
+            rules[a].priority = rules[b].priority = min(rules[a].priority, rules[b].priority)
+    for net in rs.get("unrouted_nets", []):
+        rules.pop(net, None)
+    return router.Problem(
+        origin=(0.0, 0.0), shape=(rows, cols), h=h, inside=inside, edge_dist=edge,
+        pads=pads, rules=rules, clearance=rs["clearance"],
+        edge_clearance=spec["rules"]["copper_edge_clearance"],
+        via_diameter=rs["via_diameter"], via_drill=rs["via_drill"], via_cost=rs["via_cost"],
+        obstacles=obstacles,
+    )
+
+
+def add_routes(lay: Layout, res: router.Result) -> None:
+    pcbnew = lay.pcbnew
+    for t in res.tracks:
+        tr = pcbnew.PCB_TRACK(lay.board)
+        tr.SetStart(lay.P(*t.a))
+        tr.SetEnd(lay.P(*t.b))
+        tr.SetWidth(mm(t.width))
+        tr.SetLayer(pcbnew.F_Cu if t.layer == router.F else pcbnew.B_Cu)
+        tr.SetNet(lay.nets[t.net])
+        lay.board.Add(tr)
+    for v in res.vias:
+        add_via(lay, v.net, v.at, v.diameter, v.drill)
+
+
+def add_via(lay: Layout, net, at, dia, drill) -> None:
+    pcbnew = lay.pcbnew
+    via = pcbnew.PCB_VIA(lay.board)
+    via.SetPosition(lay.P(*at))
+    via.SetViaType(pcbnew.VIATYPE_THROUGH)
+    via.SetWidth(mm(dia))
+    via.SetDrill(mm(drill))
+    via.SetNet(lay.nets[net])
+    lay.board.Add(via)

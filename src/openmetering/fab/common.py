@@ -1,0 +1,73 @@
+"""What every fab package needs: Gerber and drill plots, KiCad's position file, the plot set
+as a reproducible zip, CSV writing, and folder syncing that leaves unchanged files alone."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .. import kicad
+from ..repro import copy_if_changed, write_text_if_changed, write_zip
+
+GERBER_LAYERS = "F.Cu,B.Cu,F.Paste,B.Paste,F.Silkscreen,B.Silkscreen,F.Mask,B.Mask,Edge.Cuts"
+
+
+def plot_gerbers(pcb: Path, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    # --no-x2: KiCad's X2 header carries a creation date; --no-netlist: fabs ignore it
+    kicad.cli("pcb", "export", "gerbers", "--no-x2", "--no-netlist", "--subtract-soldermask",
+              "-l", GERBER_LAYERS, "-o", str(out) + "/", pcb)
+    return sorted(p for p in out.iterdir() if p.suffix.startswith(".g"))
+
+
+def plot_drill(pcb: Path, out: Path, separate: bool) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    # Slots as routed paths (G00/M15/G01/M16): G85 slots are rejected by some CAM readers
+    args = ["pcb", "export", "drill", "--format", "excellon", "--excellon-units", "mm",
+            "--excellon-zeros-format", "decimal", "--excellon-oval-format", "route",
+            "-o", str(out) + "/"]
+    if separate:
+        args.append("--excellon-separate-th")
+    kicad.cli(*args, pcb)
+    return sorted(out.glob("*.drl"))
+
+
+def gerber_package(pcb: Path, plots: Path, dest: Path, zip_name: str, separate_drill: bool,
+                   loose: bool = True) -> list[Path]:
+    """Gerbers and drill of `pcb` plotted into `plots`, zipped into dest/zip_name and, with
+    `loose`, copied beside the zip for review."""
+    files = plot_gerbers(pcb, plots) + plot_drill(pcb, plots, separate=separate_drill)
+    write_zip(dest / zip_name, {p.name: p.read_bytes() for p in files})
+    if loose:
+        for p in files:
+            copy_if_changed(p, dest / p.name)
+    return files
+
+
+def positions(pcb: Path) -> pd.DataFrame:
+    """Footprint centres as KiCad's own position file gives them (mm, y up, both sides)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pos = Path(tmp) / "pos.csv"
+        kicad.cli("pcb", "export", "pos", "--format", "csv", "--units", "mm", "--side", "both",
+                  "--exclude-dnp", "-o", pos, pcb)
+        df = pd.read_csv(pos, dtype={"Ref": str, "Val": str, "Package": str})
+    return df.rename(columns={"Ref": "ref", "Val": "value", "Package": "package",
+                              "PosX": "x", "PosY": "y", "Rot": "rot", "Side": "side"})
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    write_text_if_changed(path, df.to_csv(index=False, lineterminator="\n"))
+
+
+def sync_dir(staged: Path, dest: Path) -> list[Path]:
+    """Make dest hold exactly the staged files (unchanged files are not rewritten)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in staged.iterdir()}
+    for old in dest.iterdir():
+        if old.is_file() and old.name not in names:
+            old.unlink()
+    for p in sorted(staged.iterdir()):
+        copy_if_changed(p, dest / p.name)
+    return sorted(dest / n for n in names)
