@@ -6,13 +6,14 @@ OMD     := $(PY) -m openmetering
 PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
-.PHONY: all setup circuit netlist bom assertions board fab firmware docs test bench \
-        bench-firmware bench-server bench-route serve simulate ha-live lint lock clean
+.PHONY: all setup circuit netlist bom assertions board fab firmware contracts chain docs test \
+        bench bench-firmware bench-server bench-route bench-attest serve simulate ha-live lint lock clean
 
-all: circuit board fab firmware docs
+all: circuit board fab firmware contracts docs
 
 setup: $(STAMP)
-$(STAMP): scripts/setup.sh scripts/setup-ha.sh scripts/ha-versions.txt pyproject.toml requirements.lock tools/node/package.json
+$(STAMP): scripts/setup.sh scripts/setup-ha.sh scripts/ha-versions.txt pyproject.toml requirements.lock \
+          tools/node/package.json tools/slither/requirements.lock
 	scripts/setup.sh
 	@mkdir -p $(dir $@) && touch $@
 
@@ -43,8 +44,18 @@ firmware: circuit
 	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
 	$(PY) -m firmware.tools.bench_chip --out docs/generated/accuracy-chip.md > /dev/null
 
+# --- contracts and the local chain ----------------------------------------------------------
+contracts: setup
+	$(PY) -m omd_server.attestation vectors
+	$(OMD) chain build
+	$(OMD) chain gas-report
+
+# anvil on 127.0.0.1:8545, state in var/chain/, deployment file var/chain/local.json; Ctrl-C stops
+chain: setup
+	$(OMD) chain up
+
 # --- docs ------------------------------------------------------------------------------------
-docs: circuit board fab firmware
+docs: circuit board fab firmware contracts
 	$(PY) -m omd_server.openapi
 	$(OMD) docs build
 
@@ -52,7 +63,7 @@ docs: circuit board fab firmware
 test: setup
 	$(PYTEST) -q
 
-bench: bench-firmware bench-server bench-route
+bench: bench-firmware bench-server bench-route bench-attest
 
 bench-firmware: setup
 	$(PY) -m firmware.tools.bench
@@ -63,6 +74,10 @@ bench-server: setup
 
 bench-route: setup  # the board routed from scratch 3 times: seconds per run, medians, same result
 	$(PY) -m openmetering.route --bench
+
+# one attestation's digest + signature on the MicroPython unix port, ESP32-S3 estimate
+bench-attest: setup
+	$(PY) -m firmware.tools.bench_attest --out docs/generated/signature-cost.md
 
 # --- running the LAN server -------------------------------------------------------------------
 serve: setup
@@ -82,6 +97,8 @@ lock: setup
 	(echo "# esphome==$$(.venv-esphome/bin/pip show esphome | sed -n 's/^Version: //p')"; \
 	 echo "# Constraints for the project venv, from 'pip freeze --local' on Debian 12 (regenerate: make lock)"; \
 	 .venv/bin/pip freeze --local --exclude-editable) > requirements.lock
+	(echo "# Slither's own venv (it pins web3 < 8), from 'pip freeze --local' (regenerate: make lock)"; \
+	 .venv-slither/bin/pip freeze --local) > tools/slither/requirements.lock
 
 clean:
 	rm -rf site build tests/artifacts

@@ -23,6 +23,9 @@ DEFAULTS = {
     # freeze at high resolutions
     "camera": {"enabled": True, "every_s": 3600, "frame_size": "VGA", "jpeg_quality_pct": 82},
     "spool": {"segment_records": 360, "max_segments": 72},
+    # device-signed interval attestations (contract/attestation.json): off until the chain's
+    # id and AttestationVerifier address (the deployment file) are set; the key is device.key
+    "attest": {"interval_s": 900, "chain_id": 0, "verifier": ""},
     "cal": {
         # datasheet defaults, used until calibration.run() stores v_gain/i_gain/phase_deg
         "adc_fullscale_v": 3.1,  # ESP32-S3 ADC1, 12 dB attenuation: ~3.1 V at full scale

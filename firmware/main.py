@@ -21,7 +21,7 @@ MAX_INTERVAL_MS = ticks.HALF // 4
 
 class App:
     def __init__(self, cfg, ct, sampler, data_dir, clock_ms, unix_time, http,
-                 mqtt=None, evidence=None, log=print):
+                 mqtt=None, evidence=None, log=print, attestor=None):
         self.cfg = cfg
         self.ct = ct
         self.sampler = sampler
@@ -31,6 +31,7 @@ class App:
         self.mqtt = mqtt  # object with publish_state(body) or None
         self.evidence = evidence
         self.log = log
+        self.attestor = attestor  # attest.Attestor: device-signed interval attestations, or None
         self.key = contract.key_from_hex(cfg["key_hex"]) if cfg["key_hex"] else b""
         self.tp = transport.Transport(ct.transport, cfg["server_url"], cfg["meter_id"])
         if evidence is not None and evidence.upload is None:
@@ -107,8 +108,14 @@ class App:
         if r is not None:
             # seq is on flash before the reading exists anywhere: never reused after a crash
             self.energy.persist()
-            self.spool.append(spool.pack(self.ct, r, t))
+            rec = spool.pack(self.ct, r, t)
+            self.spool.append(rec)
             self.last = r
+            if self.attestor is not None:
+                # the leaf is the text the server will store: the spooled record, as sent
+                text = self.ct.canonical(spool.unpack(self.ct, rec, self.cfg["meter_id"], FW))
+                self.attestor.add(text.encode(), r["seq"], int(t), self.energy.export_mj,
+                                  self.energy.import_mj)
             if self.mqtt is not None:
                 try:
                     body, _ = self.ct.signed_body(r, self.key)
@@ -185,13 +192,39 @@ class App:
         if self.evidence is not None:
             self.evidence.poll()
         now = self.clock() if now is None else now
-        if not self.backoff.due(now) or not self.spool.pending():
+        attest = self.attestor is not None and self.attestor.spool.pending()
+        if not self.backoff.due(now) or not (attest or self.spool.pending()):
             return 0
-        done = self.flush()
+        done = self.flush() if self.spool.pending() else 0
+        if not self.spool.pending():
+            done += self.flush_attestations()  # after the readings they cover
         if done:
             self.backoff.ok()
         elif self.last_action != transport.SPLIT:
             self.backoff.failed(now)  # server down, 5xx, 401: keep everything, retry later
+        return done
+
+    def flush_attestations(self):
+        """Send queued attestations oldest first, one per request; same status rules."""
+        a = self.attestor
+        done = 0
+        while a is not None and self.tp.attestation_url:
+            recs = a.spool.peek(1)
+            if not recs:
+                break
+            act = self.tp.action(self.http(self.tp.attestation_url, a.body(recs[0]),
+                                           self.tp.json_type, None))
+            self.last_action = act
+            if act == transport.DELIVERED:
+                self.sent += 1
+            elif act == transport.REJECTED:
+                # a later attestation's cumulative counters cover this one's energy
+                self.rejected += 1
+                self.log("queue: attestation seq %d rejected by the server, dropped" % recs[0][0])
+            else:
+                break
+            a.spool.ack(1)
+            done += 1
         return done
 
     def step(self):
@@ -206,6 +239,30 @@ class App:
                 self.t_interval = ticks.ticks_add(self.t_interval, self.interval)
             return self.close_interval()
         return None
+
+
+def attestor_of(cfg, contract_dir, data_dir, key_path=None):
+    """attest.Attestor for the configured chain, or None while no chain is configured."""
+    import json
+
+    import attest
+
+    a = cfg["attest"]
+    if not a["chain_id"] or not a["verifier"]:
+        print("attestations: off (no chain_id / verifier in config.json attest)")
+        return None
+    key_path = key_path or attest.KEY_FILE
+    if attest.load_key(key_path) is None:
+        import provision
+
+        provision.device_key(key_path)  # a meter configured before attestations existed
+    key = attest.load_key(key_path)
+    with open(contract_dir + "/attestation.json") as f:
+        spec = json.load(f)
+    att = attest.Attestor(spec, {"chainId": a["chain_id"], "verifyingContract": a["verifier"]},
+                          cfg["meter_id"], key, data_dir, a["interval_s"])
+    print("attestations: every %d s, device address %s" % (a["interval_s"], att.address))
+    return att
 
 
 def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device wiring
@@ -240,7 +297,8 @@ def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device w
 
     smp = sampler.Sampler(cfg)
     print("sampler: %.0f pairs/s, I delay %.3f samples" % (smp.fs, smp.delay))
-    app = App(cfg, ct, smp, data_dir, ticks.ticks_ms, unix, net.http_post, None, ev)
+    att = attestor_of(cfg, "contract", data_dir)
+    app = App(cfg, ct, smp, data_dir, ticks.ticks_ms, unix, net.http_post, None, ev, print, att)
     wdt = WDT(timeout=120000)  # a hung driver reboots; a dead server never does
     mq_backoff = net.Backoff(2, 300)
     synced = False

@@ -26,7 +26,11 @@ F_IMAGE = 4
 
 
 class Spool:
-    def __init__(self, directory, segment_records=360, max_segments=48):
+    def __init__(self, directory, segment_records=360, max_segments=48, fmt=FMT):
+        # fmt: the record layout (struct format); readings by default, attestations use their own
+        self.fmt = fmt
+        self.body = struct.calcsize(fmt)
+        self.size = self.body + 4
         self.dir = directory
         self.per = segment_records
         self.max = max_segments
@@ -55,11 +59,11 @@ class Spool:
         return out
 
     def append(self, rec):
-        """rec: tuple in FMT order (see Spool.pack)."""
+        """rec: tuple in self.fmt order (readings: see pack)."""
         if self.widx >= self.per:
             self.wseg += 1
             self.widx = 0
-        b = struct.pack(FMT, *rec)
+        b = struct.pack(self.fmt, *rec)
         with open(self._name(self.wseg), "ab") as f:
             f.write(b + hashlib.sha256(b).digest()[:4])
         self.widx += 1
@@ -69,7 +73,7 @@ class Spool:
             try:
                 with open(self._name(old), "rb") as f:
                     f.seek(0, 2)
-                    n = f.tell() // SIZE
+                    n = f.tell() // self.size
             except OSError:
                 n = 0
             if old == self.rseg:
@@ -98,15 +102,15 @@ class Spool:
             except OSError:
                 continue
             try:
-                f.seek(idx * SIZE)
+                f.seek(idx * self.size)
                 while len(out) < limit:
-                    b = f.read(SIZE)
-                    if len(b) < SIZE:
+                    b = f.read(self.size)
+                    if len(b) < self.size:
                         break
                     idx += 1
-                    if hashlib.sha256(b[:BODY]).digest()[:4] != b[BODY:]:
+                    if hashlib.sha256(b[:self.body]).digest()[:4] != b[self.body:]:
                         continue
-                    out.append(struct.unpack(FMT, b[:BODY]))
+                    out.append(struct.unpack(self.fmt, b[:self.body]))
             finally:
                 f.close()
             if len(out) >= limit:
@@ -125,7 +129,7 @@ class Spool:
             try:
                 with open(self._name(self.rseg), "rb") as f:
                     f.seek(0, 2)
-                    n = f.tell() // SIZE
+                    n = f.tell() // self.size
             except OSError:
                 n = 0
             step = min(count, n - self.ridx)
@@ -148,7 +152,7 @@ class Spool:
             try:
                 with open(self._name(s), "rb") as f:
                     f.seek(0, 2)
-                    n = f.tell() // SIZE
+                    n = f.tell() // self.size
             except OSError:
                 n = 0
             total += n - (self.ridx if s == self.rseg else 0)

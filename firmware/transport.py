@@ -23,6 +23,8 @@ class Transport:
         self.reading_url = base + t["reading"]["path"]
         self.batch_url = base + t["batch"]["path"]
         self.image_url = base + t["image"]["path"].replace("{meter_id}", meter_id)
+        att = t.get("attestation")
+        self.attestation_url = base + att["path"] if att else None
         self.json_type = t["reading"]["content_type"]
         self.image_type = t["image"]["content_type"]
         self._batch_head = ('{"%s":[' % t["batch"]["field"]).encode()

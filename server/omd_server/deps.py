@@ -2,7 +2,7 @@
 request bodies within their limits, and validated path and query parameters.
 
 Everything a route needs arrives through one of these, so a route is its own logic only and a
-new router (e.g. attestations) declares what it uses the same way."""
+new router declares what it uses the same way."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from . import contract, ingest
 from .config import Config
 from .errors import ApiError
 from .storage import SqlStorage
+from .storage.attestations import AttestationStore
 
 METER_RE = contract.schema()["properties"]["meter_id"]["pattern"]
 SHA_RE = "^[0-9a-f]{64}$"
@@ -59,10 +60,15 @@ class Services:
         return self._bridge()
 
 
+def get_attestations(st: Annotated[SqlStorage, Depends(get_storage)]) -> AttestationStore:
+    return AttestationStore(st)
+
+
 CfgDep = Annotated[Config, Depends(get_cfg)]
 StatsDep = Annotated[Counter, Depends(get_stats)]
 StorageDep = Annotated[SqlStorage, Depends(get_storage)]
 BridgeDep = Annotated[Any, Depends(get_bridge)]  # mqtt.Bridge or None
+AttestationsDep = Annotated[AttestationStore, Depends(get_attestations)]
 MeterId = Annotated[str, Path(pattern=METER_RE, description="meter id (contract pattern)")]
 
 

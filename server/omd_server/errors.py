@@ -53,11 +53,13 @@ class ApiError(Exception):
         return cls(status, Problem(loc, msg, type))
 
 
-def unavailable(exc: StorageUnavailable | OSError, what: str = "storage unavailable") -> ApiError:
+def unavailable(exc: Exception, what: str = "storage unavailable",
+                type: str = "storage.unavailable") -> ApiError:
+    """503 with Retry-After: a service the request needs (database, disk, chain) is in trouble;
+    never for anything about the request itself."""
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     log.error("%s: %s", what, reason)
-    return ApiError(503, Problem([], f"{what}, nothing was stored: {reason}",
-                                 "storage.unavailable"),
+    return ApiError(503, Problem([], f"{what}, nothing was stored: {reason}", type),
                     headers={"Retry-After": str(RETRY_AFTER_S)})
 
 

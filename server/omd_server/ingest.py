@@ -42,10 +42,17 @@ class OutOfRange:
         return t if len(t) <= 24 else f"{t[:12]}…({len(t)} characters)"
 
 
+# the largest integer either SQL backend stores (BIGINT); the attestations' uint64 members are
+# capped there too (attestation.json wire.server_max_uint)
+SQL_MAX_INT = 2**63 - 1
+
+
 @functools.cache
 def _int_digits() -> int:
-    # digits of the largest bound; anything longer is out of range whatever its value
-    return max(len(str(int(abs(v)))) for b in contract.bounds().values() for v in b) + 1
+    # digits of the largest bound of any document this parser reads (readings, attestations);
+    # anything longer is out of range whatever its value
+    bounds = [abs(v) for b in contract.bounds().values() for v in b] + [SQL_MAX_INT]
+    return max(len(str(int(v))) for v in bounds) + 1
 
 
 def _parse_int(text: str):

@@ -83,6 +83,17 @@ def _router_compare(a, paths):
     return router_compare.compare(paths, a.engines.split(","), a.timeout, a.reuse)
 
 
+def _chain(a, paths):
+    from . import chain
+
+    return chain.run(chain.parser().parse_args(a.args))
+
+
+# stages with their own sub-commands and options, handed the rest of the command line as is
+# (argparse cannot pass `-h` or `--opt` through a REMAINDER)
+PASS_THROUGH = {"chain"}
+
+
 def _paths(p: argparse.ArgumentParser, **options: str) -> None:
     """--name PATH options (name_with_underscores -> --name-with-dashes), with their help."""
     for name, help_text in options.items():
@@ -135,6 +146,9 @@ def parser() -> argparse.ArgumentParser:
     s = stage("docs", _docs, "generate the site's pages, build the site")
     s.add_argument("action", choices=["generate", "build", "inputs"])
     _paths(s, root="repository root (tests use a copy)")
+    s = stage("chain", _chain, "contracts: forge build, local anvil chain + deployment, "
+              "meter registration, gas report (omd chain -h)", add_help=False)
+    s.add_argument("args", nargs=argparse.REMAINDER)
     s = stage("router-compare", _router_compare, "freeroute vs our router, writes the docs table")
     s.add_argument("--engines", default="exact,grid")
     s.add_argument("--timeout", type=int, default=600)
@@ -143,5 +157,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    a = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASS_THROUGH:
+        from . import chain
+
+        return chain.main(argv[1:])
+    a = parser().parse_args(argv)
     return guarded(a.run, a, project())

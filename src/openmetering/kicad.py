@@ -13,7 +13,8 @@ pcbnew scripts run in this interpreter (`sys.executable`): the project venv, whi
 system's pcbnew through its system site-packages and also has numpy, KiKit and this package.
 
 Failures raise `ToolError` with the command and the end of its output. Other programs
-(PlantUML, mkdocs, freeroute) go through `run` for the same error dialect.
+(PlantUML, mkdocs, freeroute, forge, slither) go through `run` for the same error dialect;
+servers that run beside the caller (anvil) start with `spawn` and end with `stop`.
 """
 
 from __future__ import annotations
@@ -139,3 +140,31 @@ def pcbnew_json(code: str, *args: str | Path, what: str,
     except (IndexError, json.JSONDecodeError):
         raise ToolError(f"{what}: no JSON result from the pcbnew script:\n"
                         f"{_tail(proc.stdout)}{_tail(proc.stderr)}") from None
+
+
+def spawn(argv: Sequence[str], *, what: str, log: Path | None = None,
+          cwd: Path | None = None) -> subprocess.Popen:
+    """Start a program that keeps running (a local chain node); its output goes to `log`."""
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(list(map(str, argv)), cwd=cwd, stdout=out,
+                                stderr=subprocess.STDOUT)
+    except OSError as e:
+        raise ToolError(f"{what}: cannot run {argv[0]}: {e.strerror}") from None
+    finally:
+        if log is not None:
+            out.close()  # the child holds its own descriptor
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """End a spawned program the way Ctrl-C would (it may save state), killing it if it
+    does not exit within `timeout`."""
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -76,6 +76,15 @@ class ProjectPaths:
         "board_inputs", "placement.toml", "rules.kicad_dru", "panel.json", "jlcpcb-rotations.csv")
     pinmap, firmware_readme = _below("firmware", "pinmap.py", "README.md")
     reading_schema, homeassistant = _below("contract", "reading.schema.json", "homeassistant.json")
+    attestation, attestation_vectors = _below("contract", "attestation.json",
+                                              "attestation-vectors.json")
+    # the on-chain half: Solidity sources and forge's output, the local chain's state
+    contracts, node_bin, solc_wrapper, slither = _below(
+        "root", "contracts", "tools/node/node_modules/.bin", "tools/solc/solc",
+        ".venv-slither/bin/slither")
+    contracts_out = _Below("contracts", "out")
+    chain_dir = _Below("root", "var/chain")
+    deployment = _Below("chain_dir", "local.json")
     diagrams = _Below("docs", "diagrams")
 
     # --- generated: circuit, board (board_record: hash of the board's inputs), BOM, fab -----
@@ -89,6 +98,8 @@ class ProjectPaths:
     board_pictures, schematic_pictures, docs_include, accuracy, accuracy_chip, router_comparison = (
         _below("generated_docs", "board", "schematic", "include", "accuracy.md",
                "accuracy-chip.md", "router-comparison.md"))
+    # gas-report.md: the chain stage's (measured on anvil); signature-cost.md: make bench-attest
+    gas_report, signature_cost = _below("generated_docs", "gas-report.md", "signature-cost.md")
     site = _Below("root", "site")
 
     # --- scratch ----------------------------------------------------------------------------

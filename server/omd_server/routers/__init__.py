@@ -1,5 +1,5 @@
 """One APIRouter per resource; app.py includes them all (a new resource adds a module here)."""
 
-from . import evidence, ingest, ops, read
+from . import attestations, evidence, ingest, ops, read
 
-ALL = (ingest.router, evidence.router, read.router, ops.router)
+ALL = (ingest.router, evidence.router, read.router, attestations.router, ops.router)

@@ -29,9 +29,14 @@ HISTORY_SPAN_S = 86400
 ENERGY_DAYS = {"day": 30, "month": 365}
 
 
+def signed(r: dict[str, Any]) -> dict[str, Any]:
+    """A stored reading as it was signed: its contract fields."""
+    return {k: r[k] for k in contract.fields() if r.get(k) is not None}
+
+
 def public(r: dict[str, Any]) -> dict[str, Any]:
-    """A stored reading as it was signed (contract fields), plus when it arrived."""
-    out = {k: r[k] for k in contract.fields() if r.get(k) is not None}
+    """A stored reading as it was signed, plus when it arrived."""
+    out = signed(r)
     out["received_at"] = r.get("received_at")
     return out
 

@@ -67,6 +67,14 @@ def _columns_ddl() -> str:
     return ",\n        ".join(cols)
 
 
+ATTESTATION_COLUMNS = {
+    "meter_id": "TEXT", "seq": "BIGINT", "interval_start": "BIGINT", "interval_end": "BIGINT",
+    "export_mj": "BIGINT", "import_mj": "BIGINT", "first_reading_seq": "BIGINT",
+    "reading_count": "BIGINT", "readings_root": "TEXT", "chain_id": "BIGINT",
+    "verifying_contract": "TEXT", "signature": "TEXT", "digest": "TEXT", "signer": "TEXT",
+    "received_at": "BIGINT",
+}
+
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meters (
         meter_id TEXT PRIMARY KEY,
@@ -90,6 +98,13 @@ SCHEMA = [
         received_at BIGINT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS images_meter ON images (meter_id, received_at)",
+    # device-signed interval attestations (contract/attestation.json); the uint members fit
+    # BIGINT because the wire check caps them at 2^63 - 1 (wire.server_max_uint)
+    f"""CREATE TABLE IF NOT EXISTS attestations (
+        {", ".join(f"{c} {t} NOT NULL" for c, t in ATTESTATION_COLUMNS.items())},
+        PRIMARY KEY (meter_id, seq)
+    )""",
+    "CREATE INDEX IF NOT EXISTS attestations_meter_end ON attestations (meter_id, interval_end)",
 ]
 IMAGE_COLUMNS = ("sha256", "meter_id", "path", "size", "received_at")
 

@@ -23,6 +23,8 @@ WRITTEN_ELSEWHERE = (
     Input("accuracy_chip", "accuracy_chip",
           "metering-chip bench (python -m firmware.tools.bench_chip)"),
     Input("router_comparison", "router_comparison", "router comparison (omd router-compare)"),
+    Input("gas_report", "gas_report", "chain stage (omd chain gas-report, make contracts)"),
+    Input("signature_cost", "signature_cost", "firmware bench (make bench-attest)"),
 )
 PLANTUML = Input("plantuml", "plantuml_jar", "set-up (scripts/setup.sh)")
 

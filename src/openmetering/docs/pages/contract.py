@@ -1,5 +1,6 @@
 """The reading contract and its Home Assistant mapping (contract/): the reading's fields, the
-MQTT discovery settings and sensors, and what each sensor means per installation point."""
+MQTT discovery settings and sensors, and what each sensor means per installation point; the
+interval attestation a meter signs for the chain, and the token units."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from ..core import Fragment, Input, Raw, load_json, table
 
 SCHEMA = Input("schema", "reading_schema", "reading contract (contract/)")
 HOMEASSISTANT = Input("homeassistant", "homeassistant", "reading contract (contract/)")
+ATTESTATION = Input("attestation", "attestation", "attestation contract (contract/)")
 
 
 def gen_reading(paths: ProjectPaths) -> str:
@@ -76,8 +78,37 @@ def gen_energy_sensors(paths: ProjectPaths) -> str:
     return "".join(out)
 
 
+def gen_attestation(paths: ProjectPaths) -> str:
+    spec = load_json(ATTESTATION, paths)
+    e = spec["eip712"]
+    rows = [[Raw(f"`{m['name']}`"), Raw(f"`{m['type']}`"), spec["fields"].get(m["name"], "")]
+            for m in e["types"][e["primaryType"]]]
+    dom = ", ".join(f"{k} = `{v}`" for k, v in e["domain"].items())
+    return "".join([
+        spec["description"] + "\n\n",
+        f"EIP-712 domain: {dom}, plus chainId and verifyingContract from the deployment file.\n\n",
+        table(["Member", "EIP-712 type", "Meaning"], rows), "\n",
+        table(["Merkle tree", "Rule"], [[k, v] for k, v in spec["merkle"].items()]), "\n",
+        table(["Wire format", "Rule"], [["body", spec["wire"]["description"]],
+                                        ["signature", spec["wire"]["signature"]],
+                                        ["integers", spec["wire"]["server_max_uint_why"]]])])
+
+
+def gen_token_units(paths: ProjectPaths) -> str:
+    u = load_json(ATTESTATION, paths)["units"]
+    e, c = u["energy_token"], u["carbon_credit"]
+    return table(["Token", "Symbol", "Decimals", "Base unit", "Conversion"], [
+        ["EnergyToken", Raw(f"`{e['symbol']}`"), e["decimals"], e["base_unit"],
+         f"1 kWh = {e['kwh']:,} {e['symbol']}"],
+        ["CarbonCredit", Raw(f"`{c['symbol']}`"), c["decimals"], c["base_unit"],
+         f"{c['display_unit']}; {c['formula']}"],
+    ])
+
+
 FRAGMENTS = (
     Fragment("reading-schema", (SCHEMA,), gen_reading),
     Fragment("homeassistant", (HOMEASSISTANT,), gen_homeassistant),
     Fragment("energy-sensors", (HOMEASSISTANT,), gen_energy_sensors),
+    Fragment("attestation", (ATTESTATION,), gen_attestation),
+    Fragment("token-units", (ATTESTATION,), gen_token_units),
 )
