@@ -177,7 +177,8 @@ def read_side_is_json(h, meter_id: str | None = None, everything: bool = False) 
     if meter_id:
         paths += [f"/api/v1/meters/{meter_id}/{p}" for p in
                   ("latest", "readings?start=0", "readings?start=0&bucket=3600",
-                   "energy?start=0", "energy?start=0&period=month")]
+                   "energy?start=0", "energy?start=0&period=month", "attestations",
+                   "attestations/1")]
     for p in paths:
         res = h.client.get(p)
         assert res.status_code in (200, 404), (p, res.status_code, res.text[:300])
@@ -336,6 +337,7 @@ PARAMS = st.fixed_dictionaries({}, optional={
     "bucket": st.one_of(st.integers(-10**20, 10**20).map(str), st.text(max_size=10)),
     "limit": st.one_of(st.integers(-10**20, 10**20).map(str), st.text(max_size=10)),
     "period": st.one_of(st.sampled_from(["day", "month", "year"]), st.text(max_size=10)),
+    "after_seq": st.one_of(st.integers(-10**25, 10**25).map(str), st.text(max_size=10)),
     "junk": st.text(max_size=10)})
 
 
@@ -355,7 +357,11 @@ def queried(prop):
 
 
 @settings(SETTINGS, max_examples=200)
-@given(params=PARAMS, endpoint=st.sampled_from(["readings", "energy", "readings.csv", "latest"]),
+@given(params=PARAMS, endpoint=st.one_of(
+           st.sampled_from(["readings", "energy", "readings.csv", "latest", "attestations"]),
+           st.one_of(st.integers(-10**25, 10**25).map(str), st.text(min_size=1, max_size=30))
+           .filter(lambda t: t not in (".", ".."))
+           .map(lambda seq: f"attestations/{quote(seq, safe='')}")),
        which=st.sampled_from(["known", "unknown", "invalid"]), bad_id=st.text(max_size=40))
 def test_query_strings_are_validated_before_any_answer(queried, params, endpoint, which, bad_id):
     h, meter = queried
