@@ -18,7 +18,7 @@ from . import contract, ingest
 from .config import Config
 from .errors import ApiError
 from .storage import SqlStorage
-from .storage.attestations import AttestationStore
+from .storage.attestations import AttestationStore, store_for
 
 METER_RE = contract.schema()["properties"]["meter_id"]["pattern"]
 SHA_RE = "^[0-9a-f]{64}$"
@@ -61,7 +61,7 @@ class Services:
 
 
 def get_attestations(st: Annotated[SqlStorage, Depends(get_storage)]) -> AttestationStore:
-    return AttestationStore(st)
+    return store_for(st)
 
 
 CfgDep = Annotated[Config, Depends(get_cfg)]

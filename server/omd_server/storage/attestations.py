@@ -86,3 +86,8 @@ class AttestationStore:
 def wire(row: dict[str, Any]) -> dict[str, Any]:
     """The stored row back in its wire form (what the meter signed, plus domain and signature)."""
     return {k: row[c] for k, c in WIRE.items()}
+
+
+def store_for(st: SqlStorage) -> AttestationStore:
+    """The attestation rows of st (the table is created with the rest of the schema)."""
+    return AttestationStore(st)
