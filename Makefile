@@ -9,7 +9,7 @@ STAMP   := .venv/.setup/ok
 .PHONY: all setup rebuild check-stamps circuit netlist bom assertions board render fab \
         firmware esphome accuracy accuracy-chip openapi vectors contracts chain diagrams docs site \
         test bench bench-firmware bench-server bench-route bench-attest bench-build serve \
-        simulate lint lock clean
+        simulate ha-live lint lock clean
 
 # Every stage declares its inputs and outputs in src/openmetering/pipeline.py; `omd build`
 # runs the stale ones (content stamps in stamps/, committed) on both cores and skips the rest,
@@ -19,8 +19,8 @@ all: setup
 	$(OMD) build
 
 setup: $(STAMP)
-$(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.json \
-          tools/slither/requirements.lock
+$(STAMP): scripts/setup.sh scripts/setup-ha.sh scripts/ha-versions.txt pyproject.toml requirements.lock \
+          tools/node/package.json tools/slither/requirements.lock
 	scripts/setup.sh
 	@mkdir -p $(dir $@) && touch $@
 
@@ -89,6 +89,10 @@ serve: setup
 
 simulate: setup
 	.venv/bin/omd-server simulate --config server/omd.example.toml --meters 3
+
+# live data in Home Assistant: broker + server with its MQTT bridge + meters in real time
+ha-live: setup
+	scripts/ha-live.sh
 
 lint: setup
 	.venv/bin/ruff check .

@@ -146,4 +146,6 @@ fi
 for t in forge anvil cast; do
   tools/node/node_modules/.bin/$t --version >/dev/null 2>&1 || die "Foundry's $t does not run (tools/node)"
 done
+# a real Home Assistant for the MQTT bridge tests (own Python 3.13, cached outside the tree)
+scripts/setup-ha.sh
 say "ready"
