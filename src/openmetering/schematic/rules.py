@@ -3,7 +3,10 @@
 The sheets are read back with kiutils (a reader that is not ours) and KiCad's own netlist
 export; the geometry is worked out again here from what the files embed (the library
 symbols' graphics, each field's position and justification, each wire and label), not taken
-from the generator. So a sheet that breaks a rule fails here however it was drawn.
+from the generator's placement. So a sheet that breaks a rule fails here however it was
+drawn. Where a graphic item's ink ends is one function both sides use
+(library.graphic_rects): a checker with its own idea of an outline only finds the places the
+two ideas differ.
 
 Rules:
 - text: no text (a reference, a value, a label, a pin's name or number, a power symbol's
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import sexpr
-from . import font
+from . import font, library
 from .geometry import Rect
 
 FILL_MIN = 0.20
@@ -133,58 +136,19 @@ def _effects(node):
 
 
 def _lib_rects(lib) -> list[tuple[float, float, float, float]]:
-    """Ink of an embedded library symbol, item by item (library axes), unit by unit."""
+    """Ink of an embedded library symbol, item by item (library axes), unit by unit: the
+    same extent of each graphic item as the layout's (library.graphic_rects), so the two
+    never disagree on where a body ends."""
     out = []
     for unit in sexpr.children(lib, "symbol"):
         u, style = (int(v) for v in re.search(r"_(\d+)_(\d+)$", unit[1]).groups())
         if style not in (0, 1):
             continue
         for g in unit[2:]:
-            if not isinstance(g, list) or g[0] not in ("rectangle", "polyline", "bezier", "circle",
-                                                        "arc", "text"):
-                continue
-            stroke = sexpr.child(g, "stroke")
-            width = (_f(stroke, "width") if stroke is not None else 0.0) or PEN
-            fill = sexpr.child(g, "fill")
-            filled = fill is not None and sexpr.value(fill, "type", "none") != "none"
-            groups = []
-            if g[0] == "rectangle":
-                groups = [[_xy(sexpr.child(g, "start")), _xy(sexpr.child(g, "end"))]]
-            elif g[0] in ("polyline", "bezier"):
-                p = [_xy(q) for q in sexpr.children(sexpr.child(g, "pts"), "xy")]
-                groups = [p] if filled or g[0] == "bezier" or len(p) < 2 else \
-                    [[a, b] for a, b in zip(p, p[1:], strict=False)]
-            elif g[0] == "circle":
-                cx, cy = _xy(sexpr.child(g, "center"))
-                r = _f(g, "radius")
-                groups = [[(cx - r, cy - r), (cx + r, cy + r)]]
-            elif g[0] == "arc":
-                groups = [_arc_box(_xy(sexpr.child(g, "start")), _xy(sexpr.child(g, "mid")),
-                                   _xy(sexpr.child(g, "end")))]
-            else:
-                at = sexpr.child(g, "at")
-                size = _effects(g)[0]
-                w, hh = font.text_width(g[1], size), font.text_height(size)
-                if len(at) > 3 and round(float(at[3])) % 180 == 90:
-                    w, hh = hh, w
-                x, y = _xy(at)
-                groups = [[(x - w / 2, y - hh / 2), (x + w / 2, y + hh / 2)]]
-            h = width / 2
-            for grp in groups:
-                xs, ys = [q[0] for q in grp], [q[1] for q in grp]
-                out.append((u, min(xs) - h, min(ys) - h, max(xs) + h, max(ys) + h))
+            if isinstance(g, list) and g[0] in ("rectangle", "polyline", "bezier", "circle",
+                                                 "arc", "text"):
+                out += [(u, *r) for r in library.graphic_rects(g)]
     return out
-
-
-def _arc_box(s, m, e) -> list[tuple[float, float]]:
-    (x1, y1), (x2, y2), (x3, y3) = s, m, e
-    den = 2 * (x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2))
-    if abs(den) < 1e-9:
-        return [s, m, e]
-    ux = ((x1 ** 2 + y1 ** 2) * (y2 - y3) + (x2 ** 2 + y2 ** 2) * (y3 - y1) + (x3 ** 2 + y3 ** 2) * (y1 - y2)) / den
-    uy = ((x1 ** 2 + y1 ** 2) * (x3 - x2) + (x2 ** 2 + y2 ** 2) * (x1 - x3) + (x3 ** 2 + y3 ** 2) * (x2 - x1)) / den
-    r = math.hypot(x1 - ux, y1 - uy)
-    return [(ux - r, uy - r), (ux + r, uy + r)]  # the whole circle: an arc never exceeds it
 
 
 def _field_rect(text, x, y, size, angle, hj, vj, sym_angle, sym_mirror) -> Rect:
