@@ -627,17 +627,21 @@ class SheetLayout:
             pos, ok = at, True
             for cap in standing + [last]:
                 near = next(p for p in cap.pins if p.net is net)
-                far = next(p for p in cap.pins if p is not near)
+                far = next((p for p in cap.pins if p is not near), None)
                 placed = False
                 for k in range(1, MAX_REACH // 2):
                     pt = (r4(pos[0] + d[0] * STEP * k), pos[1])
-                    toward = d if cap is last else hang
-                    c = self.sat_item(cap, near, pt, toward)
-                    fpt = c.pin_point(far.lib)
-                    rs = self.rail_symbol(far.net, fpt)
+                    if far is None:  # a power flag: it stands on the line, as in a comb
+                        c = self.sat_item(cap, near, pt, (0, -1))
+                        c.ref_field.hidden = True
+                        c.in_bom = False
+                        group = [(c, cap)]
+                    else:
+                        c = self.sat_item(cap, near, pt, d if cap is last else hang)
+                        group = [(c, cap), (self.rail_symbol(far.net, c.pin_point(far.lib)), None)]
                     w = Wire(pos, pt, net.name)
-                    if self.try_group(block.canvas, [(c, cap), (rs, None)], [w], field_syms=[c]):
-                        block.sheet.symbols += [c, rs]
+                    if self.try_group(block.canvas, group, [w], field_syms=[c]):
+                        block.sheet.symbols += [g for g, _ in group]
                         block.sheet.wires.append(w)
                         pos, placed = pt, True
                         break
