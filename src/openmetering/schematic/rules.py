@@ -16,7 +16,7 @@ Rules:
   on A5, the smallest, a block of a few parts may cover less, down to FILL_MIN_A5;
 - decoupling: a capacitor whose supply side shares a net with a chip's power pin on the same
   sheet is wired (by wires alone, no label or power symbol between) to such a pin, at most
-  DECOUPLING_MAX away;
+  DECOUPLING_MAX from it or from a capacitor of the same row nearer the pin;
 - names: every net of two or more pins has a name from the drawing (no Net-(...), no N$).
 KiCad's own ERC is the further gate (netlist stage, tests).
 """
@@ -36,7 +36,7 @@ from .geometry import Rect
 FILL_MIN = 0.20
 FILL_MIN_A5 = 0.15
 MARGIN = 5.08  # kept clear inside the frame
-DECOUPLING_MAX = 20.0  # mm, capacitor pin to the power pin it serves
+DECOUPLING_MAX = 20.0  # mm, capacitor pin to the power pin it serves (or the row's previous one)
 PAPER = {"A5": (210.0, 148.0), "A4": (297.0, 210.0), "A3": (420.0, 297.0)}
 FRAME = 12.0
 TITLE_BLOCK = (108.0, 32.0)
@@ -407,13 +407,20 @@ def wired_groups(geo: SheetGeometry) -> dict[tuple[float, float], int]:
 
 
 def decoupling(geo: SheetGeometry, pin_net: dict[tuple[str, str], str]) -> tuple[list[str], dict]:
-    """Capacitors on a chip's power net: wired to a power pin of that chip, close to it."""
+    """Capacitors on a chip's power net: wired to a power pin of that chip, close to it.
+
+    Close means as a person draws a pin's bypass and bulk capacitors: a row beside the pin,
+    the first at most DECOUPLING_MAX from the pin and each further one at most that from a
+    capacitor of the row nearer the pin (a bulk capacitor two places out is still read as
+    the pin's)."""
     groups = wired_groups(geo)
     by_ref: dict[str, list[SymbolPin]] = {}
     for p in geo.pins:
         by_ref.setdefault(p.ref, []).append(p)
     chips = {r for r, ps in by_ref.items() if len({p.number for p in ps}) >= 3 and not r.startswith("#")}
     bad, distances = [], {}
+    # wired group -> (the power pins in it, the capacitor pins in it)
+    rows: dict[int, tuple[list[SymbolPin], list[SymbolPin]]] = {}
     for ref, pins in sorted(by_ref.items()):
         if not re.match(r"^C\d", ref) or len(pins) != 2:
             continue
@@ -430,11 +437,22 @@ def decoupling(geo: SheetGeometry, pin_net: dict[tuple[str, str], str]) -> tuple
                 bad.append(f"{ref} on {net} is not wired to the power pin it serves "
                            f"({', '.join(f'{p.ref}.{p.number}' for p in power)})")
                 continue
-            near = min(wired, key=lambda p: math.dist(p.point, cp.point))
-            dist = math.dist(near.point, cp.point)
-            distances[ref] = (f"{near.ref}.{near.number}", round(dist, 2))
+            row = rows.setdefault(groups[cp.point], (wired, []))
+            row[1].append(cp)
+    for pins, caps in rows.values():
+        # grown outwards from the pins, the nearest capacitor first (Prim's order)
+        # (what it is, where, the power pin its row serves)
+        reached = [(f"{p.ref}.{p.number}", p.point, f"{p.ref}.{p.number}") for p in pins]
+        todo = list(caps)
+        while todo:
+            dist, cp, near, root = min(((math.dist(cp.point, pt), cp, name, root)
+                                        for cp in todo for name, pt, root in reached),
+                                       key=lambda t: (t[0], t[1].ref))
+            todo.remove(cp)
+            reached.append((cp.ref, cp.point, root))
+            distances[cp.ref] = (root, round(dist, 2))
             if dist > DECOUPLING_MAX:
-                bad.append(f"{ref} is {dist:.1f} mm from {near.ref}.{near.number} (at most "
+                bad.append(f"{cp.ref} is {dist:.1f} mm from {near} (at most "
                            f"{DECOUPLING_MAX:.0f} mm)")
     return bad, distances
 
