@@ -333,3 +333,47 @@ def test_drawing_is_deterministic(synthetic, tmp_path):
     for f in sorted(synthetic.glob("synth*.kicad_sch")):
         assert (tmp_path / f.name).read_bytes() == f.read_bytes(), f.name
 
+
+
+# --- the cases board revision B brought -------------------------------------------------------
+@pytest.fixture(scope="module")
+def revb_cases(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("revb")
+    proc = subprocess.run([sys.executable, str(FIXTURES / "revb_cases.py"), str(out)],
+                          capture_output=True, text=True, cwd=out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def _revb_report(revb_cases: Path) -> dict:
+    return rules.check(sorted(revb_cases.glob("revb*.kicad_sch")), export_netlist(revb_cases / "revb.kicad_sch"))
+
+
+def test_revb_cases_are_drawn_to_the_rules(revb_cases):
+    """A header dense with pull-ups (its supply pin hemmed in by them, a power flag in line
+    with it), a MOSFET switch, a chip with two supply pins on one rail: ERC clean, the
+    connections kept, every rule but the decoupling distance (below) held."""
+    top = revb_cases / "revb.kicad_sch"
+    assert netlist.run_kicad_erc(top)["violations"] == []
+    drawn = read_netlist(export_netlist(top))
+    skidl = read_netlist(revb_cases / "skidl.net")
+
+    def conn(n):
+        return {frozenset(x for x in nodes if not x[0].startswith("#"))
+                for nodes in n.nets.values() if len([x for x in nodes if not x[0].startswith("#")]) > 1}
+
+    assert conn(drawn) == conn(skidl)
+    report = _revb_report(revb_cases)
+    others = [v for v in report["violations"] if " mm from " not in v]
+    assert others == [], "\n".join(others)
+    # each capacitor of the shared rail is wired to one of the chip's two supply pins
+    pins = report["sheets"]["revb_mcu.kicad_sch"]["decoupling_pin"]
+    assert {pins[c] for c in ("C1", "C2", "C3")} <= {"U1.4", "U1.6", "U1.18"}, pins
+
+
+def test_revb_caps_shared_by_two_supply_pins_stay_close(revb_cases):
+    """Three capacitors on two pins: one pin carries a row of two, the second within reach of
+    the first (the row rule), none farther."""
+    report = _revb_report(revb_cases)
+    far = [v for v in report["violations"] if " mm from " in v]
+    assert far == [], "\n".join(far)

@@ -21,6 +21,7 @@ the groups are then arranged in columns and the nets between them routed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..errors import DesignError
@@ -200,10 +201,14 @@ class SheetLayout:
 
     def assign_decoupling(self) -> None:
         """Each rail-to-rail part goes to an anchor pin on its supply rail: a chip's power
-        pin first, fewest parts already there, then any anchor pin on that rail."""
+        pin first, then any anchor pin on that rail. Among a rail's power pins the parts are
+        shared out by count, the smallest capacitance first, so that every pin gets its
+        high-frequency bypass before any pin gets a second part (the bulk ones come last);
+        a tie goes to the pin with the most room beside it (a pin hemmed in by neighbours
+        on other nets has no space for a comb of two)."""
         caps = [p for p in self.sats if self.classify_sat(p) == "decoupling" or
                 (p.flag and p.pins[0].net is not None and p.pins[0].net.rail)]
-        for cap in sorted(caps, key=lambda p: (p.flag, p.ref)):
+        for cap in sorted(caps, key=lambda p: (p.flag, capacitance(p.value), p.ref)):
             nets = [n for n in self.sat_nets(cap)]
             supply = next((n for n in nets if not n.ground), nets[0])
             cands = [t for ts in self.terminals.values() for t in ts if t.net is supply]
@@ -211,11 +216,18 @@ class SheetLayout:
             def rank(t: Terminal):
                 power = any(p.etype in POWER_TYPES for p in t.pins)
                 conn = is_connector(t.pins[0].part)
-                return (not power, conn, len(self.decoupling.get(id(t), [])))
+                return (not power, conn, len(self.decoupling.get(id(t), [])), self.hemmed(t))
             if cands:
                 best = min(cands, key=rank)
                 self.decoupling.setdefault(id(best), []).append(cap)
                 self.drawn_parts.add(cap.ref)
+
+    def hemmed(self, t: Terminal) -> int:
+        """How many pins on other nets stand next to `t` on its side (0, 1 or 2)."""
+        along = 1 if t.dir[1] == 0 else 0
+        return sum(1 for o in self.all_terms_on_side(t, t.dir)
+                   if o is not t and o.net is not None and o.net is not t.net
+                   and abs(o.point[along] - t.point[along]) <= STEP + 1e-6)
 
     # --- small drawing helpers ---------------------------------------------------------------
     def pwr_ref(self) -> str:
@@ -615,17 +627,21 @@ class SheetLayout:
             pos, ok = at, True
             for cap in standing + [last]:
                 near = next(p for p in cap.pins if p.net is net)
-                far = next(p for p in cap.pins if p is not near)
+                far = next((p for p in cap.pins if p is not near), None)
                 placed = False
                 for k in range(1, MAX_REACH // 2):
                     pt = (r4(pos[0] + d[0] * STEP * k), pos[1])
-                    toward = d if cap is last else hang
-                    c = self.sat_item(cap, near, pt, toward)
-                    fpt = c.pin_point(far.lib)
-                    rs = self.rail_symbol(far.net, fpt)
+                    if far is None:  # a power flag: it stands on the line, as in a comb
+                        c = self.sat_item(cap, near, pt, (0, -1))
+                        c.ref_field.hidden = True
+                        c.in_bom = False
+                        group = [(c, cap)]
+                    else:
+                        c = self.sat_item(cap, near, pt, d if cap is last else hang)
+                        group = [(c, cap), (self.rail_symbol(far.net, c.pin_point(far.lib)), None)]
                     w = Wire(pos, pt, net.name)
-                    if self.try_group(block.canvas, [(c, cap), (rs, None)], [w], field_syms=[c]):
-                        block.sheet.symbols += [c, rs]
+                    if self.try_group(block.canvas, group, [w], field_syms=[c]):
+                        block.sheet.symbols += [g for g, _ in group]
                         block.sheet.wires.append(w)
                         pos, placed = pt, True
                         break
@@ -1184,6 +1200,18 @@ class SheetLayout:
     @property
     def port_side(self) -> str:
         return "right" if self.connector_side == "left" else "left"
+
+
+_SI = {"p": 1e-12, "n": 1e-9, "u": 1e-6, "\u00b5": 1e-6, "m": 1e-3, "": 1.0}
+
+
+def capacitance(value: str) -> float:
+    """The farads a part's value names ("100nF", "4u7", "10uF"); not a capacitance: inf."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([pnu\u00b5m]?)(\d*)\s*F?\b.*", value)
+    if not m:
+        return float("inf")
+    whole, prefix, frac = m.groups()
+    return float(f"{whole}.{frac}" if frac else whole) * _SI[prefix]
 
 
 def font_label_len(text: str) -> float:

@@ -167,10 +167,12 @@ def _arc_points(start, mid, end) -> list[tuple[float, float]]:
     return pts
 
 
-def _graphic_rects(item) -> list[tuple[float, float, float, float]]:
-    """Rectangles covering one graphic item's ink: a rectangle, circle or arc (or a filled
-    polyline) as its box, an open polyline segment by segment, so a diode's arrows or a
-    ground symbol's bars are not taken for a solid block."""
+def graphic_rects(item) -> list[tuple[float, float, float, float]]:
+    """Rectangles covering one graphic item's ink (library axes): a rectangle or circle as
+    its box, an arc as the box of the part of its circle it sweeps, a filled polyline as its
+    box, an open polyline segment by segment, so a diode's arrows or a ground symbol's bars
+    are not taken for a solid block. The one idea of a body's extent: the layout keeps text
+    off it and the rules checker holds the written sheet to it."""
     kind = item[0]
     width = 0.0
     stroke = sexpr.child(item, "stroke")
@@ -201,7 +203,8 @@ def _graphic_rects(item) -> list[tuple[float, float, float, float]]:
 
         at = sexpr.child(item, "at")
         x, y = float(at[1]), float(at[2])
-        w, h = text_width(item[1]), text_height()
+        size = _text_size(item)
+        w, h = text_width(item[1], size), text_height(size)
         if len(at) > 3 and float(at[3]) in (90.0, 270.0):
             w, h = h, w
         groups = [[(x - w / 2, y - h / 2), (x + w / 2, y + h / 2)]]
@@ -253,7 +256,7 @@ def load(lib: str, name: str) -> LibSymbol:
                     hidden=hide is not None and hide[1] == "yes", unit=unit,
                     name_size=_text_size(name_node), number_size=_text_size(num_node)))
             elif item[0] in ("rectangle", "polyline", "bezier", "circle", "arc", "text"):
-                rects += _graphic_rects(item)
+                rects += graphic_rects(item)
     if not rects:  # a symbol drawn by its pins only: its body is where the pins meet
         pts = [p.inner for p in pins] or [(0.0, 0.0)]
         rects = [(min(p[0] for p in pts), min(p[1] for p in pts),

@@ -3,7 +3,10 @@
 The sheets are read back with kiutils (a reader that is not ours) and KiCad's own netlist
 export; the geometry is worked out again here from what the files embed (the library
 symbols' graphics, each field's position and justification, each wire and label), not taken
-from the generator. So a sheet that breaks a rule fails here however it was drawn.
+from the generator's placement. So a sheet that breaks a rule fails here however it was
+drawn. Where a graphic item's ink ends is one function both sides use
+(library.graphic_rects): a checker with its own idea of an outline only finds the places the
+two ideas differ.
 
 Rules:
 - text: no text (a reference, a value, a label, a pin's name or number, a power symbol's
@@ -13,7 +16,7 @@ Rules:
   on A5, the smallest, a block of a few parts may cover less, down to FILL_MIN_A5;
 - decoupling: a capacitor whose supply side shares a net with a chip's power pin on the same
   sheet is wired (by wires alone, no label or power symbol between) to such a pin, at most
-  DECOUPLING_MAX away;
+  DECOUPLING_MAX from it or from a capacitor of the same row nearer the pin;
 - names: every net of two or more pins has a name from the drawing (no Net-(...), no N$).
 KiCad's own ERC is the further gate (netlist stage, tests).
 """
@@ -27,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import sexpr
-from . import font
+from . import font, library
 from .geometry import Rect
 
 FILL_MIN = 0.20
 FILL_MIN_A5 = 0.15
 MARGIN = 5.08  # kept clear inside the frame
-DECOUPLING_MAX = 20.0  # mm, capacitor pin to the power pin it serves
+DECOUPLING_MAX = 20.0  # mm, capacitor pin to the power pin it serves (or the row's previous one)
 PAPER = {"A5": (210.0, 148.0), "A4": (297.0, 210.0), "A3": (420.0, 297.0)}
 FRAME = 12.0
 TITLE_BLOCK = (108.0, 32.0)
@@ -133,58 +136,19 @@ def _effects(node):
 
 
 def _lib_rects(lib) -> list[tuple[float, float, float, float]]:
-    """Ink of an embedded library symbol, item by item (library axes), unit by unit."""
+    """Ink of an embedded library symbol, item by item (library axes), unit by unit: the
+    same extent of each graphic item as the layout's (library.graphic_rects), so the two
+    never disagree on where a body ends."""
     out = []
     for unit in sexpr.children(lib, "symbol"):
         u, style = (int(v) for v in re.search(r"_(\d+)_(\d+)$", unit[1]).groups())
         if style not in (0, 1):
             continue
         for g in unit[2:]:
-            if not isinstance(g, list) or g[0] not in ("rectangle", "polyline", "bezier", "circle",
-                                                        "arc", "text"):
-                continue
-            stroke = sexpr.child(g, "stroke")
-            width = (_f(stroke, "width") if stroke is not None else 0.0) or PEN
-            fill = sexpr.child(g, "fill")
-            filled = fill is not None and sexpr.value(fill, "type", "none") != "none"
-            groups = []
-            if g[0] == "rectangle":
-                groups = [[_xy(sexpr.child(g, "start")), _xy(sexpr.child(g, "end"))]]
-            elif g[0] in ("polyline", "bezier"):
-                p = [_xy(q) for q in sexpr.children(sexpr.child(g, "pts"), "xy")]
-                groups = [p] if filled or g[0] == "bezier" or len(p) < 2 else \
-                    [[a, b] for a, b in zip(p, p[1:], strict=False)]
-            elif g[0] == "circle":
-                cx, cy = _xy(sexpr.child(g, "center"))
-                r = _f(g, "radius")
-                groups = [[(cx - r, cy - r), (cx + r, cy + r)]]
-            elif g[0] == "arc":
-                groups = [_arc_box(_xy(sexpr.child(g, "start")), _xy(sexpr.child(g, "mid")),
-                                   _xy(sexpr.child(g, "end")))]
-            else:
-                at = sexpr.child(g, "at")
-                size = _effects(g)[0]
-                w, hh = font.text_width(g[1], size), font.text_height(size)
-                if len(at) > 3 and round(float(at[3])) % 180 == 90:
-                    w, hh = hh, w
-                x, y = _xy(at)
-                groups = [[(x - w / 2, y - hh / 2), (x + w / 2, y + hh / 2)]]
-            h = width / 2
-            for grp in groups:
-                xs, ys = [q[0] for q in grp], [q[1] for q in grp]
-                out.append((u, min(xs) - h, min(ys) - h, max(xs) + h, max(ys) + h))
+            if isinstance(g, list) and g[0] in ("rectangle", "polyline", "bezier", "circle",
+                                                 "arc", "text"):
+                out += [(u, *r) for r in library.graphic_rects(g)]
     return out
-
-
-def _arc_box(s, m, e) -> list[tuple[float, float]]:
-    (x1, y1), (x2, y2), (x3, y3) = s, m, e
-    den = 2 * (x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2))
-    if abs(den) < 1e-9:
-        return [s, m, e]
-    ux = ((x1 ** 2 + y1 ** 2) * (y2 - y3) + (x2 ** 2 + y2 ** 2) * (y3 - y1) + (x3 ** 2 + y3 ** 2) * (y1 - y2)) / den
-    uy = ((x1 ** 2 + y1 ** 2) * (x3 - x2) + (x2 ** 2 + y2 ** 2) * (x1 - x3) + (x3 ** 2 + y3 ** 2) * (x2 - x1)) / den
-    r = math.hypot(x1 - ux, y1 - uy)
-    return [(ux - r, uy - r), (ux + r, uy + r)]  # the whole circle: an arc never exceeds it
 
 
 def _field_rect(text, x, y, size, angle, hj, vj, sym_angle, sym_mirror) -> Rect:
@@ -443,13 +407,20 @@ def wired_groups(geo: SheetGeometry) -> dict[tuple[float, float], int]:
 
 
 def decoupling(geo: SheetGeometry, pin_net: dict[tuple[str, str], str]) -> tuple[list[str], dict]:
-    """Capacitors on a chip's power net: wired to a power pin of that chip, close to it."""
+    """Capacitors on a chip's power net: wired to a power pin of that chip, close to it.
+
+    Close means as a person draws a pin's bypass and bulk capacitors: a row beside the pin,
+    the first at most DECOUPLING_MAX from the pin and each further one at most that from a
+    capacitor of the row nearer the pin (a bulk capacitor two places out is still read as
+    the pin's)."""
     groups = wired_groups(geo)
     by_ref: dict[str, list[SymbolPin]] = {}
     for p in geo.pins:
         by_ref.setdefault(p.ref, []).append(p)
     chips = {r for r, ps in by_ref.items() if len({p.number for p in ps}) >= 3 and not r.startswith("#")}
     bad, distances = [], {}
+    # wired group -> (the power pins in it, the capacitor pins in it)
+    rows: dict[int, tuple[list[SymbolPin], list[SymbolPin]]] = {}
     for ref, pins in sorted(by_ref.items()):
         if not re.match(r"^C\d", ref) or len(pins) != 2:
             continue
@@ -466,11 +437,22 @@ def decoupling(geo: SheetGeometry, pin_net: dict[tuple[str, str], str]) -> tuple
                 bad.append(f"{ref} on {net} is not wired to the power pin it serves "
                            f"({', '.join(f'{p.ref}.{p.number}' for p in power)})")
                 continue
-            near = min(wired, key=lambda p: math.dist(p.point, cp.point))
-            dist = math.dist(near.point, cp.point)
-            distances[ref] = (f"{near.ref}.{near.number}", round(dist, 2))
+            row = rows.setdefault(groups[cp.point], (wired, []))
+            row[1].append(cp)
+    for pins, caps in rows.values():
+        # grown outwards from the pins, the nearest capacitor first (Prim's order)
+        # (what it is, where, the power pin its row serves)
+        reached = [(f"{p.ref}.{p.number}", p.point, f"{p.ref}.{p.number}") for p in pins]
+        todo = list(caps)
+        while todo:
+            dist, cp, near, root = min(((math.dist(cp.point, pt), cp, name, root)
+                                        for cp in todo for name, pt, root in reached),
+                                       key=lambda t: (t[0], t[1].ref))
+            todo.remove(cp)
+            reached.append((cp.ref, cp.point, root))
+            distances[cp.ref] = (root, round(dist, 2))
             if dist > DECOUPLING_MAX:
-                bad.append(f"{ref} is {dist:.1f} mm from {near.ref}.{near.number} (at most "
+                bad.append(f"{cp.ref} is {dist:.1f} mm from {near} (at most "
                            f"{DECOUPLING_MAX:.0f} mm)")
     return bad, distances
 

@@ -215,8 +215,11 @@ def draw_power(sheet: Sheet, boxes, left, right, hub, rails, rails_of) -> None:
         return
     top = min(b.y for b in boxes.values()) - 3 * STEP
     bus_y = {r: snap(top - (len(rails) - i) * STEP, STEP) for i, r in enumerate(rails)}
-    x_left = min((boxes[s].x for s in left), default=None)
-    x_right = max((boxes[s].x + boxes[s].w for s in right), default=None)
+    # the risers pass outside a box's texts too: its "File:" name can run past the box
+    x_left = min((min(boxes[s].x, boxes[s].name_rect().x0, boxes[s].file_rect().x0)
+                  for s in left), default=None)
+    x_right = max((max(boxes[s].x + boxes[s].w, boxes[s].name_rect().x1, boxes[s].file_rect().x1)
+                   for s in right), default=None)
     for i, r in enumerate(rails):
         xs = []
         taps_l = [p for s in left for p in boxes[s].pins if p.name == r and p.side == "left"]
