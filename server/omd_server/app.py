@@ -124,10 +124,12 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
                         known[m] = r
             bridge.start(known)
             state["bridge"] = bridge
+        state["oracle"] = _oracle_start(cfg, st())
         try:
             yield
         finally:
             stop.set()
+            _oracle_stop(state.pop("oracle"))
             if state["bridge"] is not None:
                 state["bridge"].stop()
             if storage is None and state["storage"] is not None:
@@ -144,6 +146,7 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
     app.state.stats = stats
     app.state.storage = st
     app.state.bridge = lambda: state["bridge"]
+    app.state.oracle = lambda: (state.get("oracle") or (None,))[0]
 
     async def ingest_docs(request: Request, docs: list[Any], batch: bool) -> JSONResponse:
         client = request.client.host if request.client else "?"
@@ -417,12 +420,38 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
     from .attestations_api import router as attestations_router
 
     app.include_router(attestations_router)
+    from .public_api import router as public_router
+
+    app.include_router(public_router)
 
     @app.exception_handler(StorageUnavailable)
     async def _storage_handler(request: Request, exc: StorageUnavailable):
         return _unavailable(exc)
 
     return app
+
+
+def _oracle_start(cfg: Config, st):
+    """The oracle requester and its Home Assistant publisher, when configured."""
+    if not cfg.oracle_requester:
+        return None
+    from .oracle import Requester
+
+    publisher = None
+    if cfg.mqtt_host:
+        from .tokens_ha import TokenPublisher
+
+        publisher = TokenPublisher(cfg).start()
+    return Requester(cfg, st, publisher).start(), publisher
+
+
+def _oracle_stop(running) -> None:
+    if running is None:
+        return
+    requester, publisher = running
+    requester.stop()
+    if publisher is not None:
+        publisher.stop()
 
 
 def openapi_document() -> dict[str, Any]:

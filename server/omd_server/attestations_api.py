@@ -109,6 +109,9 @@ async def post_attestation(request: Request):
     except StorageUnavailable as exc:
         return _err(503, [], f"storage unavailable, nothing was stored: {exc}",
                     "storage.unavailable")
+    oracle = getattr(request.app.state, "oracle", lambda: None)()
+    if oracle is not None and status == "stored":
+        oracle.notify()
     return JSONResponse({"meterId": doc["meterId"], "seq": doc["seq"], "digest": digest,
                          "status": status}, status_code=201 if status == "stored" else 200)
 
