@@ -180,6 +180,10 @@ contract FunctionsConsumer is FunctionsClient, AccessControl {
             emit IntervalFailed(q.meterId, q.seq, requestId, err, true);
             return;
         }
+        // the call goes to this contract's relay, which calls only the immutable verifier (and it
+        // its own tokens); the request was deleted above, so even a re-entered fulfilment of
+        // this id would only find it stale
+        // slither-disable-next-line reentrancy-no-eth
         try this.relay(q.meterId, q.seq, response) returns (uint256 mintedMj, uint256 mintedMg) {
             it.status = Status.Fulfilled;
             emit IntervalFulfilled(q.meterId, q.seq, requestId, mintedMj, mintedMg);
@@ -220,6 +224,8 @@ contract FunctionsConsumer is FunctionsClient, AccessControl {
     }
 
     function _cbor(RequestConfig storage c, string calldata meter, uint64 seq) private view returns (bytes memory) {
+        // Chainlink's idiom: a zero request that initializeRequestForInlineJavaScript fills in
+        // slither-disable-next-line uninitialized-local
         FunctionsRequest.Request memory req;
         req.initializeRequestForInlineJavaScript(c.source);
         string[] memory args = new string[](3);
