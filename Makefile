@@ -7,7 +7,7 @@ PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup circuit netlist bom assertions board fab firmware contracts chain docs test \
-        bench bench-firmware bench-server bench-route bench-attest serve simulate lint lock clean
+        demo bench bench-firmware bench-server bench-route bench-attest serve simulate lint lock clean
 
 all: circuit board fab firmware contracts docs
 
@@ -50,9 +50,14 @@ contracts: setup
 	$(OMD) chain build
 	$(OMD) chain gas-report
 
-# anvil on 127.0.0.1:8545, state in var/chain/, deployment file var/chain/local.json; Ctrl-C stops
+# anvil on 127.0.0.1:8545, state in var/chain/, deployment file var/chain/local.json, then the
+# Chainlink Functions oracle and the local DON (fetching from the server on :8080); Ctrl-C stops
 chain: setup
 	$(OMD) chain up
+
+# the whole path at once: broker -> chain -> oracle -> DON -> server -> a simulated meter
+demo: setup
+	$(OMD) chain demo
 
 # --- docs ------------------------------------------------------------------------------------
 docs: circuit board fab firmware contracts

@@ -463,6 +463,10 @@ def parser() -> argparse.ArgumentParser:
     dn = sub.add_parser("don", help="run only the local DON loop (Ctrl-C stops)")
     dn.add_argument("--deployment", type=Path, default=P.deployment)
     dn.add_argument("--state", type=Path, default=P.chain_dir / "don-state.json")
+    dm = sub.add_parser("demo", help="the whole path: broker, chain, oracle, DON, server, a "
+                        "simulated meter (make demo)")
+    dm.add_argument("--intervals", type=int, default=4)
+    dm.add_argument("--once", action="store_true", help="exit when done instead of running on")
     d = sub.add_parser("deploy", help="deploy onto a running dev chain (unlocked accounts)")
     d.add_argument("--rpc", default="http://127.0.0.1:8545")
     d.add_argument("--out", type=Path, default=P.deployment)
@@ -484,6 +488,10 @@ def run(a: argparse.Namespace) -> None:
             build(quiet=False)
         elif a.cmd == "up":
             up(a.port, a.state, a.out, a.server_url, not a.no_oracle)
+        elif a.cmd == "demo":
+            from . import demo
+
+            demo.run(a.intervals, a.once)
         elif a.cmd == "oracle-deploy":
             from . import oracle
 
