@@ -77,7 +77,7 @@ def check(doc: dict[str, Any], rpc: str | None) -> list[tuple[str, bool, str]]:
     readings = doc.get("batch", {}).get("readings", [])
     out: list[tuple[str, bool, str]] = []
     bad = attestation.problems(a)
-    out.append(("attestation well formed", not bad, "; ".join(f"{l}: {m}" for l, m in bad[:3])))
+    out.append(("attestation well formed", not bad, "; ".join(f"{loc}: {m}" for loc, m in bad[:3])))
     if bad:
         return out
     seqs = [r.get("seq") for r in readings]
