@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from . import chain, oracle
+from . import chain, kicad, oracle
 from .paths import ProjectPaths, project
 
 P: ProjectPaths = project()
@@ -27,7 +25,7 @@ PERIOD = 900
 READ_S = 60
 
 
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+def _wait_http(url: str, proc, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -92,15 +90,15 @@ def run(intervals: int = 4, once: bool = False) -> None:  # pragma: no cover - i
     root = P.root / "var" / "demo"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    procs: list[subprocess.Popen] = []
+    procs = []
     anvil = don = None
     try:
         mqtt_port = chain.free_port()
         (root / "mosquitto.conf").write_text(f"listener {mqtt_port} 127.0.0.1\n"
                                              "allow_anonymous true\npersistence false\n")
         mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        procs.append(subprocess.Popen([mosq, "-c", str(root / "mosquitto.conf")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(kicad.spawn([mosq, "-c", str(root / "mosquitto.conf")], what="mosquitto",
+                                 log=root / "mosquitto.log"))
         print(f"1. mosquitto on 127.0.0.1:{mqtt_port}", flush=True)
         chain.build()
         anvil = chain.Anvil(timestamp=int(time.time()) - 86400, log=root / "anvil.log").start()
@@ -122,12 +120,10 @@ def run(intervals: int = 4, once: bool = False) -> None:  # pragma: no cover - i
             "public_data = true\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMD_")}
         omd = [sys.executable, "-m", "omd_server.cli"]
-        key = subprocess.run([*omd, "keys", "add", METER, "--config", str(cfgfile)], env=env,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        log = open(root / "server.log", "ab")
-        procs.append(subprocess.Popen([*omd, "serve", "--config", str(cfgfile)], env=env,
-                                      stdout=log, stderr=subprocess.STDOUT))
-        log.close()
+        key = kicad.run([*omd, "keys", "add", METER, "--config", str(cfgfile)], env=env,
+                        what="omd-server keys add").stdout.strip()
+        procs.append(kicad.spawn([*omd, "serve", "--config", str(cfgfile)], env=env,
+                                 what="omd-server", log=root / "server.log"))
         _wait_http(srv_url + "/api/v1/health", procs[-1])
         print(f"5. omd-server on {srv_url} (public page {srv_url}/public)", flush=True)
         dev = root / "device"
@@ -171,8 +167,8 @@ def run(intervals: int = 4, once: bool = False) -> None:  # pragma: no cover - i
               f"(= {mg / 1e6:.3f} kg CO2e avoided, an estimate)", flush=True)
         print(f"   Home Assistant topics: openmeter/{METER}/tokens and "
               f"homeassistant/sensor/{METER}/tokens_*/config on 127.0.0.1:{mqtt_port}")
-        v = subprocess.run([*omd, "verify", "--server", srv_url, "--rpc", anvil.url, METER,
-                            str(max(shown or {1}))], env=env, capture_output=True, text=True)
+        v = kicad.run([*omd, "verify", "--server", srv_url, "--rpc", anvil.url, METER,
+                       str(max(shown or {1}))], env=env, what="omd-server verify", check=False)
         print(f"8. omd-server verify {METER} {max(shown or {1})}:\n{v.stdout}", flush=True)
         if not once:
             print("running; Ctrl-C stops everything", flush=True)
@@ -182,12 +178,7 @@ def run(intervals: int = 4, once: bool = False) -> None:  # pragma: no cover - i
         pass
     finally:
         for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            kicad.stop(p, timeout=15)
         if don is not None:
             don.stop()
         if anvil is not None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -134,7 +133,7 @@ class Don:
                  nodes: int = 4, url: str | None = None):
         self.dep, self.state_file, self.log, self.nodes = dep, state_file, log, nodes
         self.url = url or dep["rpc_url"]
-        self.proc: subprocess.Popen | None = None
+        self.proc = None
 
     def start(self, timeout: float = 30) -> Don:
         o = self.dep["oracle"]
@@ -144,12 +143,7 @@ class Don:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         log = self.log or self.state_file.with_suffix(".log")
         start = log.stat().st_size if log.exists() else 0
-        out = open(log, "ab")
-        try:
-            self.proc = subprocess.Popen(args, env=node_env(), stdout=out,
-                                         stderr=subprocess.STDOUT)
-        finally:
-            out.close()
+        self.proc = kicad.spawn(args, what="local DON (oracle/don.js)", log=log, env=node_env())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
