@@ -76,6 +76,7 @@ class Requester:
         self.wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name="omd-oracle", daemon=True)
         self.block = 0
+        self._published_block = -1
         self.last_error = ""
         self._dep = None
         self._key = None
@@ -155,8 +156,10 @@ class Requester:
         store.enqueue_new()
         changed = self.sync_events(d)
         changed |= self.dispatch(d)
-        if self.publish is not None:
+        # balances and retirements only move with a block: read them once per new block
+        if self.publish is not None and (changed or self.block != self._published_block):
             self.publish(self.figures(d), changed)
+            self._published_block = self.block
 
     def sync_events(self, d: chain.Deployment) -> bool:
         """Apply the consumer's events since the cursor; True if anything changed."""
@@ -256,6 +259,11 @@ class Requester:
             fn.call({"from": self.sender(d)})  # a refusal costs nothing when found here
         except ContractCustomError as exc:
             why = decode_revert(bytes.fromhex(str(exc.data)[2:]), self.abis(d))
+            it = d.contract("FunctionsConsumer").functions.intervalOf(m, seq).call()
+            if why.startswith("AlreadyRequested(") and STATUS[it[0]] in ("pending", "fulfilled"):
+                # another requester (a second process) got there first: follow its request
+                store.update(m, seq, state="pending", request_id="0x" + it[3].hex())
+                return True
             store.update(m, seq, state="failed", retryable=0, attempts=attempts,
                          reason=f"refused at request time: {why}")
             log.warning("request %s/%s refused: %s", m, seq, why)

@@ -1,4 +1,6 @@
-"""Public, verifiable data: a read-only page and API listing each meter's certified intervals
+"""Public, verifiable data, and the oracle's record on the LAN API.
+
+A read-only page and API listing each meter's certified intervals
 (minted on-chain through the oracle) with their transactions, energy, aC and a link to the
 batch of signed readings behind each. Off unless the setting public_data is on; when off the
 routes answer 404 as if they did not exist.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from . import contract
@@ -66,6 +68,21 @@ def public_intervals(request: Request,
     return {"units": {"energy": "mJ (1 kWh = 3.6e9 mJ)",
                       "carbon": "mg CO2e avoided (estimate, not a certified offset)"},
             "intervals": rows}
+
+
+@router.get("/api/v1/meters/{meter_id}/oracle",
+            summary="The oracle requester's record of a meter's intervals (state, reason, txs)")
+def oracle_record(request: Request, meter_id: Annotated[str, Path(pattern=METER_RE)]):
+    try:
+        rows = oracle_store(request.app.state.storage()).meter(meter_id)
+    except StorageUnavailable as exc:
+        return JSONResponse({"detail": [{"loc": [], "msg": f"storage unavailable: {exc}",
+                                         "type": "storage.unavailable"}]}, status_code=503,
+                            headers={"Retry-After": "30"})
+    return {"meter_id": meter_id, "intervals": [
+        {k: r[k] for k in ("seq", "state", "reason", "attempts", "request_id", "request_tx",
+                           "fulfil_tx", "minted_mj", "minted_mg", "fulfilled_at")}
+        | {"retryable": bool(r["retryable"])} for r in rows]}
 
 
 @router.get("/public", response_class=HTMLResponse, include_in_schema=False)

@@ -332,6 +332,10 @@ def test_meter_to_home_assistant_through_the_oracle(world):
     assert code == 200 and [i["seq"] for i in pub["intervals"]] == [1, 2, 3, 4, 5]
     assert all(i["fulfil_tx"] and i["block"] for i in pub["intervals"])
     assert [i["energy_mj"] for i in pub["intervals"]] == deltas
+    with urllib.request.urlopen(srv.url + "/public", timeout=10) as page:
+        html = page.read().decode()
+    assert all(i["fulfil_tx"] in html for i in pub["intervals"])
+    assert f'/api/v1/meters/{METER}/attestations/5"' in html
     out = srv.cli("verify", "--server", srv.url, "--rpc", anvil.url, METER, "2", check=False)
     assert out.returncode == 0 and "VERIFIED" in out.stdout, out.stdout + out.stderr
     # an altered batch fails: one reading's watts changed by 0.01
@@ -365,6 +369,11 @@ def test_meter_to_home_assistant_through_the_oracle(world):
     wait_for(lambda: rows().get(6, {}).get("state") == "failed", 60, "forged attestation")
     row = rows()[6]
     assert row["retryable"] == 0 and row["reason"].startswith("InvalidDeviceSignature("), row
+    code, rec = srv.get(f"/api/v1/meters/{METER}/oracle")
+    assert code == 200 and [(i["seq"], i["state"]) for i in rec["intervals"]] == \
+        [(1, "fulfilled"), (2, "fulfilled"), (3, "fulfilled"), (4, "fulfilled"),
+         (5, "fulfilled"), (6, "failed")]
+    assert rec["intervals"][5]["reason"] == row["reason"]
     assert status(6) == "failed"
     assert energy.functions.totalSupply().call() == sum(deltas)
     code, body = srv.get("/api/v1/public/intervals?meter_id=" + METER)
