@@ -9,7 +9,7 @@ One background thread, in one server process (setting oracle_requester):
   is never requested again;
 - retries what failed off-chain (server unreachable for the DON, chain RPC down) with
   exponential backoff, up to oracle_max_attempts; a verifier revert is final;
-- follows the consumer's, the tokens' and the registry's events with web3.py from a cursor kept
+- follows the consumer's events and CarbonCredit's retirements with web3.py from a cursor kept
   in the database, so outcomes, balances and retirements are current and survive restarts;
 - hands the token figures to the Home Assistant publisher (tokens_ha.py).
 """
@@ -170,11 +170,17 @@ class Requester:
         self.block = head
         start = store.cursor("consumer")
         if start is None:
-            start = int(d.doc.get("oracle", {}).get("deployed_block", d.doc.get("deployed_block", 0)))
+            # from the contracts' deployment: retirements may predate the oracle
+            start = int(d.doc.get("deployed_block", 0))
         changed = False
         abis = self.abis(d)
+        carbon = d.contract("CarbonCredit")
         while start <= head:
             end = min(head, start + LOG_CHUNK - 1)
+            for ev in carbon.events.Retired().get_logs(from_block=start, to_block=end):
+                store.add_retirement(ev["args"]["id"], ev["args"]["retiree"],
+                                     ev["args"]["amount"], ev["blockNumber"])
+                changed = True
             for ev in consumer.events.IntervalFulfilled().get_logs(from_block=start, to_block=end):
                 row = store.by_request("0x" + ev["args"]["requestId"].hex())
                 if row is None or row["state"] == "fulfilled":
@@ -320,9 +326,7 @@ class Requester:
             rows = store.meter(m)
             done = [r for r in rows if r["state"] == "fulfilled"]
             owner = d.meter(m)["owner"]
-            retired = sum(e["args"]["amount"] for e in carbon.events.Retired().get_logs(
-                from_block=int(d.doc.get("deployed_block", 0)),
-                argument_filters={"retiree": owner}))
+            retired = store.retired(owner)
             out[m] = {
                 "owner": owner,
                 "certified_total_mj": sum(r["minted_mj"] or 0 for r in done),

@@ -44,6 +44,13 @@ SCHEMA = [
         name TEXT PRIMARY KEY,
         block BIGINT NOT NULL
     )""",
+    # CarbonCredit's Retired events, by their on-chain id (a re-read block adds nothing twice)
+    """CREATE TABLE IF NOT EXISTS oracle_retirements (
+        id BIGINT PRIMARY KEY,
+        retiree TEXT NOT NULL,
+        mg BIGINT NOT NULL,
+        block BIGINT NOT NULL
+    )""",
 ]
 
 
@@ -125,6 +132,19 @@ class OracleStore:
         with self.st._write_txn() as cur:
             cur.execute(sql("INSERT INTO oracle_cursor (name, block) VALUES (?, ?) ON CONFLICT "
                             "(name) DO UPDATE SET block = excluded.block"), (name, block))
+
+    def add_retirement(self, rid: int, retiree: str, mg: int, block: int) -> None:
+        self._init()
+        with self.st._write_txn() as cur:
+            cur.execute(self.st._sql("INSERT INTO oracle_retirements (id, retiree, mg, block) "
+                                     "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                        (rid, retiree.lower(), mg, block))
+
+    def retired(self, retiree: str) -> int:
+        self._init()
+        rows = self.st._query("SELECT COALESCE(SUM(mg), 0) FROM oracle_retirements WHERE "
+                              "retiree = ?", (retiree.lower(),))
+        return int(rows[0][0])
 
     def certified(self, meter_id: str | None = None, limit: int = 1000,
                   after_seq: int = -1) -> list[dict[str, Any]]:
