@@ -53,6 +53,9 @@ REGISTRY_ABI = [
 ]
 
 
+MAX_BYTES = 50_000_000  # an hour of readings is a few hundred kB; a server sending more is refused
+
+
 class Unreachable(Exception):
     pass
 
@@ -62,7 +65,10 @@ def fetch(server: str, meter_id: str, seq: int) -> dict[str, Any]:
            f"/attestations/{int(seq)}")
     try:
         with urllib.request.urlopen(url, timeout=15) as r:
-            return json.loads(r.read())
+            body = r.read(MAX_BYTES + 1)
+        if len(body) > MAX_BYTES:
+            raise Unreachable(f"{url}: answer larger than {MAX_BYTES} bytes")
+        return json.loads(body)
     except urllib.error.HTTPError as e:
         raise Unreachable(f"{url}: HTTP {e.code} {e.read()[:200].decode(errors='replace')}") from None
     except (OSError, ValueError) as e:
