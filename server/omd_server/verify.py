@@ -79,8 +79,13 @@ def check(doc: dict[str, Any], rpc: str | None) -> list[tuple[str, bool, str]]:
     """(check, passed, detail) for one fetched attestation document."""
     from eth_utils import to_checksum_address
 
-    a = doc["attestation"]
-    readings = doc.get("batch", {}).get("readings", [])
+    a = doc.get("attestation") if isinstance(doc, dict) else None
+    if not isinstance(a, dict):
+        return [("attestation present", False, "the server's answer has no attestation object")]
+    batch = doc.get("batch")
+    readings = batch.get("readings") if isinstance(batch, dict) else None
+    if not isinstance(readings, list) or not all(isinstance(r, dict) for r in readings):
+        return [("batch present", False, "the server's answer has no list of readings")]
     out: list[tuple[str, bool, str]] = []
     bad = attestation.problems(a)
     out.append(("attestation well formed", not bad, "; ".join(f"{loc}: {m}" for loc, m in bad[:3])))
@@ -91,7 +96,11 @@ def check(doc: dict[str, Any], rpc: str | None) -> list[tuple[str, bool, str]]:
     out.append(("batch complete", seqs == want,
                 f"{len(readings)} readings, seq {seqs[:1]}..{seqs[-1:]}; signed: {a['readingCount']}"
                 f" from {a['firstReadingSeq']}"))
-    root = attestation.batch_root([contract.canonical(r) for r in readings])
+    try:
+        root = attestation.batch_root([contract.canonical(r) for r in readings])
+    except Exception as exc:  # a reading the canonical form cannot express: not a signed one
+        out.append(("Merkle root of the batch", False, f"a reading has no canonical form: {exc}"))
+        return out
     out.append(("Merkle root of the batch", root == a["readingsRoot"],
                 f"recomputed {root}, signed {a['readingsRoot']}"))
     signer = attestation.recover(a)

@@ -84,3 +84,12 @@ def test_failure_reasons_read_as_text_or_named_reverts():
         "server: HTTP 404 no attestation"
     assert reason_text(b"", [abi]).startswith("reverted without a reason")
     assert reason_text(b"\xde\xad\xbe\xef", [abi]) == "0xdeadbeef"
+
+
+def test_verify_refuses_hostile_answers_without_crashing():
+    from omd_server import verify
+
+    for doc in ([], {"attestation": "x"}, {"attestation": {}, "batch": {"readings": "no"}},
+                {"attestation": {"seq": 1}, "batch": {"readings": [{}]}}):
+        checks = verify.check(doc, None)
+        assert checks and not all(p for _, p, _ in checks), doc
