@@ -7,13 +7,13 @@ PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup circuit netlist bom assertions board fab firmware contracts chain docs test \
-        demo bench bench-firmware bench-server bench-route bench-attest serve simulate lint lock clean
+        demo bench bench-firmware bench-server bench-route bench-attest serve simulate ha-live lint lock clean
 
 all: circuit board fab firmware contracts docs
 
 setup: $(STAMP)
-$(STAMP): scripts/setup.sh pyproject.toml requirements.lock tools/node/package.json \
-          tools/slither/requirements.lock
+$(STAMP): scripts/setup.sh scripts/setup-ha.sh scripts/ha-versions.txt pyproject.toml requirements.lock \
+          tools/node/package.json tools/slither/requirements.lock
 	scripts/setup.sh
 	@mkdir -p $(dir $@) && touch $@
 
@@ -90,6 +90,10 @@ serve: setup
 
 simulate: setup
 	.venv/bin/omd-server simulate --config server/omd.example.toml --meters 3
+
+# live data in Home Assistant: broker + server with its MQTT bridge + meters in real time
+ha-live: setup
+	scripts/ha-live.sh
 
 lint: setup
 	.venv/bin/ruff check .

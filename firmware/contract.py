@@ -16,6 +16,9 @@ except ImportError:  # pragma: no cover - every port has binascii, belt and brac
     from ubinascii import hexlify, unhexlify
 
 
+INF = float("inf")
+
+
 class Fx:
     """Fixed-point number: value = m / 10**d, m an int (exact on a 32-bit-float MCU)."""
 
@@ -72,12 +75,18 @@ class Contract:
         props = schema["properties"]
         self.decimals = {}
         self.integers = []
+        self.bounds = {}
+        self.strings = []
         for k in props:
             p = props[k]
             if "x-decimals" in p:
                 self.decimals[k] = p["x-decimals"]
             elif p.get("type") == "integer":
                 self.integers.append(k)
+            elif p.get("type") == "string":
+                self.strings.append(k)
+            if "minimum" in p and "maximum" in p:
+                self.bounds[k] = (p["minimum"], p["maximum"])
         self.fields = list(props)
         self.required = schema.get("required", [])
 
@@ -88,7 +97,38 @@ class Contract:
         if isinstance(value, int):
             return fmt_int(value * 10**d, d)
         # plain float (server-side vectors, CPython tests): '%.Nf' exactly as the contract says
-        return ("%." + str(d) + "f") % value
+        s = ("%." + str(d) + "f") % value
+        if s[0] == "-" and not s.strip("-0."):
+            s = s[1:]  # x-canonical zero: no sign
+        return s
+
+    def check(self, reading):
+        """[(field, rule)] of the contract's edge rules (x-canonical integers, decimals,
+        strings, bounds) this reading breaks; [] if none. The server refuses such a reading
+        (422); the vectors' "refused" cases hold both sides to the same answer."""
+        out = []
+        for k in reading:
+            v = reading[k]
+            if k in self.strings:
+                if not isinstance(v, str) or any(c < " " or c > "~" for c in v):
+                    out.append((k, "strings"))
+                continue
+            if isinstance(v, Fx) or v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                out.append((k, "type"))
+                continue
+            if k in self.integers and isinstance(v, float) and (v != v or v in (INF, -INF)
+                                                               or v != int(v)):
+                out.append((k, "integers"))
+            elif k in self.decimals and isinstance(v, float) and v == v and v not in (INF, -INF) \
+                    and float(self.number(k, v)) != v:
+                out.append((k, "decimals"))
+            if k in self.bounds:
+                lo, hi = self.bounds[k]
+                if not lo <= v <= hi:
+                    out.append((k, "bounds"))
+        return out
 
     def canonical(self, reading):
         """Canonical JSON text (str) of reading; 'sig' is included if present in the dict."""
@@ -102,6 +142,8 @@ class Contract:
             if k in self.decimals:
                 s = self.number(k, v)
             elif k in self.integers:
+                if v != int(v):
+                    raise ValueError("not an integer: " + k)
                 s = str(int(v))
             else:
                 s = json.dumps(v)

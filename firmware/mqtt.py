@@ -38,15 +38,15 @@ class MQTT:
         self.will = (topic, msg, retain)
 
     def connect(self, timeout=10):
+        if not self.will:
+            # without a will a power cut leaves Home Assistant showing the last values as live
+            raise OSError("MQTT: set_last_will() before connect()")
         ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
         s = socket.socket(ai[0], socket.SOCK_STREAM)
         s.settimeout(timeout)
         s.connect(ai[-1])
-        flags = 0x02  # clean session
-        payload = _str(self.cid)
-        if self.will:
-            flags |= 0x04 | (0x20 if self.will[2] else 0)
-            payload += _str(self.will[0]) + _str(self.will[1])
+        flags = 0x02 | 0x04 | (0x20 if self.will[2] else 0)  # clean session, will (retained)
+        payload = _str(self.cid) + _str(self.will[0]) + _str(self.will[1])
         if self.user:
             flags |= 0x80
             payload += _str(self.user)
@@ -92,6 +92,13 @@ def _fill(template, meter_id, key=""):
     return template.replace("{meter_id}", meter_id).replace("{key}", key)
 
 
+def entity_id(ha, meter_id, key):
+    """default_entity_id per homeassistant.json entity_id_rule (no `re` needed on the device)."""
+    domain, _, rest = _fill(ha["default_entity_id"], meter_id, key).partition(".")
+    ok = "abcdefghijklmnopqrstuvwxyz0123456789_"
+    return domain + "." + "".join(c if c in ok else "_" for c in rest)
+
+
 def discovery(ha, meter_id, fw, decimals=None):
     """[(topic, payload)] of retained HA discovery configs, one per contract sensor.
 
@@ -102,6 +109,7 @@ def discovery(ha, meter_id, fw, decimals=None):
            "name": _fill(ha["device_name"], meter_id),
            "manufacturer": ha["device"]["manufacturer"], "model": ha["device"]["model"],
            "sw_version": fw}
+    origin = {"name": "omd-firmware", "sw_version": fw}
     out = []
     for s in ha["sensors"]:
         src = s.get("source", s["key"])
@@ -109,10 +117,12 @@ def discovery(ha, meter_id, fw, decimals=None):
         if "scale" in s:
             tpl = "{{ (value_json.%s | float * %s) | round(6) }}" % (src, repr(s["scale"]))
         uid = _fill(ha["unique_id"], meter_id, s["key"])
+        eid = entity_id(ha, meter_id, s["key"])
         cfg = {
             "name": s["name"],
             "unique_id": uid,
-            "object_id": uid,
+            "default_entity_id": eid,
+            "object_id": eid.partition(".")[2],  # Home Assistant before 2025.10
             "state_topic": state,
             "value_template": tpl,
             "availability_topic": avail,
@@ -121,10 +131,13 @@ def discovery(ha, meter_id, fw, decimals=None):
             "device_class": s["device_class"],
             "state_class": s["state_class"],
             "device": dev,
+            "origin": origin,
         }
         if s.get("unit_of_measurement") is not None:
             cfg["unit_of_measurement"] = s["unit_of_measurement"]
-        if decimals and src in decimals and "scale" not in s:
+        if "suggested_display_precision" in s:
+            cfg["suggested_display_precision"] = s["suggested_display_precision"]
+        elif decimals and src in decimals and "scale" not in s:
             cfg["suggested_display_precision"] = decimals[src]
         out.append((_fill(ha["discovery_topic"], meter_id, s["key"]), json.dumps(cfg)))
     return out

@@ -148,4 +148,6 @@ for t in forge anvil cast; do
   tools/node/node_modules/.bin/$t --version >/dev/null 2>&1 || die "Foundry's $t does not run (tools/node)"
 done
 tools/node/node_modules/.bin/deno --version >/dev/null 2>&1 || die "deno does not run (tools/node): the local DON needs it"
+# a real Home Assistant for the MQTT bridge tests (own Python 3.13, cached outside the tree)
+scripts/setup-ha.sh
 say "ready"

@@ -1,3 +1,3 @@
-"""Open Metering Device LAN data server (issue 7)."""
+"""Open Metering Device LAN data server."""
 
 from openmetering import __version__  # noqa: F401  (the one version, from pyproject.toml)

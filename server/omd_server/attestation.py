@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import sys
 from typing import Any
 
@@ -26,9 +25,11 @@ from . import contract
 
 # secp256k1 group order: signatures with s above N/2 are the malleable twin (EIP-2)
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-_HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
-_SIG = re.compile(r"^0x[0-9a-f]{130}$")
-_ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
+# JSON Schema (ECMA-262) meaning, like every pattern of the contract: "$" is the end of the
+# text, so a trailing newline is refused rather than stored
+_HEX32 = contract.ecma_regex(r"^0x[0-9a-f]{64}$")
+_SIG = contract.ecma_regex(r"^0x[0-9a-f]{130}$")
+_ADDR = contract.ecma_regex(r"^0x[0-9a-fA-F]{40}$")
 VECTORS = "attestation-vectors.json"
 
 
@@ -98,7 +99,7 @@ class BadSignature(ValueError):
 
 def split_signature(sig_hex: str) -> tuple[int, int, int]:
     """(r, s, v) of a 0x r||s||v signature, refusing what AttestationVerifier refuses."""
-    if not isinstance(sig_hex, str) or not _SIG.match(sig_hex):
+    if not isinstance(sig_hex, str) or not _SIG.search(sig_hex):
         raise BadSignature("signature must be 0x followed by 130 lowercase hex digits (r||s||v)")
     raw = bytes.fromhex(sig_hex[2:])
     r, s, v = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64]
@@ -194,10 +195,10 @@ def problems(doc: Any) -> list[tuple[list[Any], str]]:
             continue
         v = doc[name]
         if typ == "string":
-            if not isinstance(v, str) or not re.match(meter_re, v):
+            if not isinstance(v, str) or not contract.matches(meter_re, v):
                 out.append(([name], f"must be a meter id matching {meter_re}"))
         elif typ == "bytes32":
-            if not isinstance(v, str) or not _HEX32.match(v):
+            if not isinstance(v, str) or not _HEX32.search(v):
                 out.append(([name], "must be 0x followed by 64 lowercase hex digits"))
         elif typ.startswith("uint"):
             bits = int(typ[4:])
@@ -211,7 +212,7 @@ def problems(doc: Any) -> list[tuple[list[Any], str]]:
     if "chainId" in doc and (type(cid) is not int or not 0 < cid <= cap):
         out.append((["chainId"], f"must be an integer 1..{cap}"))
     vc = doc.get("verifyingContract")
-    if "verifyingContract" in doc and (not isinstance(vc, str) or not _ADDR.match(vc)):
+    if "verifyingContract" in doc and (not isinstance(vc, str) or not _ADDR.search(vc)):
         out.append((["verifyingContract"], "must be a 0x-prefixed 20-byte hex address"))
     if "signature" in doc:
         try:

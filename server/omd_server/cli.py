@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import secrets
 import sys
 from pathlib import Path
 
-from . import contract
 from .config import load, to_env
 
 
@@ -35,21 +32,22 @@ def cmd_serve(args) -> int:
 
 
 def cmd_keys(args) -> int:
+    from . import keys
     from .storage import open_storage
 
     st = open_storage(_cfg(args))
     try:
         if args.action == "add":
-            pattern = contract.schema()["properties"]["meter_id"]["pattern"]
-            if not re.match(pattern, args.meter_id):
-                print(f"meter id must match {pattern}", file=sys.stderr)
+            try:
+                keys.check_meter_id(args.meter_id)
+            except keys.KeyRefused as exc:
+                print(exc, file=sys.stderr)
                 return 2
-            if st.get_key(args.meter_id) and not args.rotate:
-                print(f"meter {args.meter_id} already has a key; use --rotate to replace it",
-                      file=sys.stderr)
+            try:
+                key = keys.issue(st, args.meter_id, rotate=args.rotate)
+            except keys.KeyRefused as exc:
+                print(exc, file=sys.stderr)
                 return 1
-            key = secrets.token_hex(32)
-            st.set_key(args.meter_id, key)
             # printed once: the server keeps it to verify signatures, the meter must be given it
             print(key)
         elif args.action == "list":

@@ -55,6 +55,9 @@ class Config:
     mqtt_password: str = ""
     # a meter is published 'offline' after this long without a reading
     mqtt_availability_timeout_s: int = 300
+    # the status page's address as Home Assistant's users reach it (device configuration_url);
+    # empty: http://<host or this machine's name>:<port>/
+    public_url: str = ""
     log_level: str = "info"
     # chain deployment file (python -m openmetering.chain up writes var/chain/local.json);
     # empty: attestations are answered 503 (the meters keep them) until one is configured

@@ -10,7 +10,9 @@ import functools
 import hashlib
 import hmac
 import json
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +81,56 @@ def image_headers(key_hex: str, meter_id: str, sha256_hex: str) -> dict[str, str
             t["signature_header"]: sign_image(key_hex, meter_id, sha256_hex)}
 
 
+def ecma_regex(pattern: str) -> re.Pattern:
+    """A schema pattern compiled with its JSON Schema (ECMA-262) meaning.
+
+    Python's `$` also matches before a final newline and its `\\d` matches any Unicode digit;
+    in ECMA-262 `$` is the end of the text and `\\d` is 0-9. So `$` outside a character class
+    becomes `\\Z` and the pattern is ASCII-only: `"<64 hex>\\n"` no longer passes `^[0-9a-f]{64}$`.
+    """
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "$":
+            c = r"\Z"
+        out.append(c)
+        i += 1
+    return _compile("".join(out))
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(pattern: str) -> re.Pattern:
+    return re.compile(pattern, re.ASCII)
+
+
+def matches(pattern: str, text: str) -> bool:
+    """JSON Schema `pattern` semantics (search, ECMA-262 anchors); the one way patterns are
+    checked (request validation, CLI arguments, fast path)."""
+    return isinstance(text, str) and ecma_regex(pattern).search(text) is not None
+
+
+def _pattern_keyword(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not matches(pattern, instance):
+        yield jsonschema.ValidationError(f"{instance[:80]!r} does not match {pattern!r}")
+
+
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator,
+                                          {"pattern": _pattern_keyword})
+
+
 @functools.cache
 def validator() -> jsonschema.Draft202012Validator:
     s = schema()
     jsonschema.Draft202012Validator.check_schema(s)
-    return jsonschema.Draft202012Validator(s)
+    return _Validator(s)
 
 
 @functools.cache
@@ -91,10 +138,57 @@ def decimals() -> dict[str, int]:
     return {k: p["x-decimals"] for k, p in schema()["properties"].items() if "x-decimals" in p}
 
 
-_FAST_KEYWORDS = {"type", "minimum", "maximum", "pattern", "maxLength", "description",
-                  "x-decimals", "x-unit"}
-_TOP_KEYWORDS = {"$schema", "$id", "title", "description", "type", "x-canonical", "required",
+@functools.cache
+def integer_fields() -> frozenset[str]:
+    return frozenset(k for k, p in schema()["properties"].items() if p.get("type") == "integer")
+
+
+@functools.cache
+def bounds() -> dict[str, tuple[float, float]]:
+    """(minimum, maximum) of every integer and number field."""
+    return {k: (p["minimum"], p["maximum"]) for k, p in schema()["properties"].items()
+            if p.get("type") in ("integer", "number")}
+
+
+@functools.cache
+def counters() -> dict[str, float]:
+    """Counter field -> the largest increase per second of elapsed time it may show, in its own
+    unit (x-max-rate: the field whose range bounds the rate, e.g. watts for a Wh counter)."""
+    out = {}
+    for k, p in schema()["properties"].items():
+        if "x-max-rate" in p:
+            rate = p["x-max-rate"]
+            lo, hi = bounds()[rate["field"]]
+            out[k] = max(abs(lo), abs(hi)) / rate["time_unit_s"]
+    return out
+
+
+def extra_decimals(key: str, value: Any) -> bool:
+    """True if value has digits beyond its field's x-decimals: they would be stored but not
+    signed, so such a reading is refused. '%.Nf' and back is exact for the contract's ranges
+    (|value| * 10**N stays far below 2**53)."""
+    d = decimals().get(key)
+    return (d is not None and type(value) is float and math.isfinite(value)
+            and _off_grid(value, 10.0**d))
+
+
+def _off_grid(value: float, scale: float) -> bool:
+    # the nearest multiple of 1/scale, computed with one correctly rounded division: equal to
+    # value exactly when value is the double nearest to a number with that many decimals
+    # (the same answer as float('%.Nf' % value) != value, at a tenth of the cost)
+    # (beyond 2**53 there are no decimals to speak of; such values break the bounds anyway)
+    x = value * scale
+    return abs(x) < 2**53 and round(x) / scale != value
+
+
+
+_FAST_KEYWORDS = {"type", "minimum", "maximum", "pattern", "maxLength", "description"}
+_TOP_KEYWORDS = {"$schema", "$id", "title", "description", "type", "required",
                  "additionalProperties", "properties"}
+
+
+def _plain(keys) -> set[str]:
+    return {k for k in keys if not k.startswith("x-")}
 
 
 @functools.cache
@@ -102,22 +196,22 @@ def _fast_plan():
     """A compiled form of the schema's simple keywords, or None if the schema uses anything
     else (then jsonschema alone decides). jsonschema costs ~0.3 ms per reading; this is the
     hot path of batch ingest."""
-    import re
-
     s = schema()
-    if set(s) - _TOP_KEYWORDS or s.get("additionalProperties") is not False:
+    if _plain(s) - _TOP_KEYWORDS or s.get("additionalProperties") is not False:
         return None
     plan = {}
     for name, p in s["properties"].items():
-        if set(p) - _FAST_KEYWORDS or p.get("type") not in ("string", "integer", "number"):
+        if _plain(p) - _FAST_KEYWORDS or p.get("type") not in ("string", "integer", "number"):
             return None
         plan[name] = (p["type"], p.get("minimum"), p.get("maximum"),
-                      re.compile(p["pattern"]) if "pattern" in p else None, p.get("maxLength"))
+                      ecma_regex(p["pattern"]) if "pattern" in p else None, p.get("maxLength"),
+                      10.0 ** p["x-decimals"] if "x-decimals" in p else None)
     return frozenset(s["required"]), plan
 
 
 def quick_valid(doc: Any) -> bool:
-    """True only if doc certainly satisfies the schema; False means 'ask jsonschema'."""
+    """True only if doc certainly satisfies the schema and has no digits beyond x-decimals;
+    False means 'ask jsonschema' (and check the decimals)."""
     fp = _fast_plan()
     if fp is None or not isinstance(doc, dict):
         return False
@@ -128,7 +222,7 @@ def quick_valid(doc: Any) -> bool:
         spec = plan.get(k)
         if spec is None:
             return False
-        kind, lo, hi, pattern, maxlen = spec
+        kind, lo, hi, pattern, maxlen, scale = spec
         if kind == "string":
             if type(v) is not str or (pattern and not pattern.search(v)) or (
                     maxlen is not None and len(v) > maxlen):
@@ -138,11 +232,14 @@ def quick_valid(doc: Any) -> bool:
                 return False
             if (lo is not None and v < lo) or (hi is not None and v > hi) or v != v:
                 return False
+            if scale is not None and type(v) is float and _off_grid(v, scale):
+                return False
     return True
 
 
-def fields() -> list[str]:
-    return list(schema()["properties"])
+@functools.cache
+def fields() -> tuple[str, ...]:
+    return tuple(schema()["properties"])
 
 
 def number_fields() -> list[str]:
@@ -158,6 +255,7 @@ def canonical(reading: dict[str, Any]) -> str:
     """Canonical text per x-canonical: sorted keys, no whitespace, x-decimals per number field,
     'sig' left out, absent fields absent."""
     dec = decimals()
+    ints = integer_fields()
     parts = []
     for key in sorted(k for k in reading if k != "sig"):
         value = reading[key]
@@ -167,6 +265,13 @@ def canonical(reading: dict[str, Any]) -> str:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{key}: expected a number")
             text = f"{value:.{dec[key]}f}"  # same digits as C/MicroPython "%.Nf"
+            if text[0] == "-" and not text.strip("-0."):
+                text = text[1:]  # zero has no sign: -0.0 and 0.0 are one value
+        elif key in ints and type(value) is float:
+            # JSON Schema's integer: 119.0 is the integer 119, written as such
+            if not value.is_integer():
+                raise ValueError(f"{key}: {value!r} is not an integer")
+            text = str(int(value))
         elif isinstance(value, bool):
             raise ValueError(f"{key}: booleans are not part of the contract")
         elif isinstance(value, int):

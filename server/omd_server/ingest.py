@@ -7,6 +7,7 @@ transaction in storage.insert_readings.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -19,14 +20,43 @@ from typing import Any
 
 from . import contract
 from .config import Config
+from .errors import Problem
 
 log = logging.getLogger("omd_server.ingest")
 
-_MAX_MSG = 240
-
-
 class BadJson(ValueError):
     pass
+
+
+class OutOfRange:
+    """A JSON integer no contract field can hold (thousands of digits): kept as its text
+    so that validation refuses it at its place with a 422 instead of the parser failing."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        t = self.text
+        return t if len(t) <= 24 else f"{t[:12]}…({len(t)} characters)"
+
+
+# the largest integer either SQL backend stores (BIGINT); the attestations' uint64 members are
+# capped there too (attestation.json wire.server_max_uint)
+SQL_MAX_INT = 2**63 - 1
+
+
+@functools.cache
+def _int_digits() -> int:
+    # digits of the largest bound of any document this parser reads (readings, attestations);
+    # anything longer is out of range whatever its value
+    bounds = [abs(v) for b in contract.bounds().values() for v in b] + [SQL_MAX_INT]
+    return max(len(str(int(v))) for v in bounds) + 1
+
+
+def _parse_int(text: str):
+    return int(text) if len(text.lstrip("-")) <= _int_digits() else OutOfRange(text)
 
 
 def _reject_constant(name: str):
@@ -39,21 +69,13 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BadJson(f"body is not UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        # 1e400 parses as inf, which every field's maximum refuses; an integer of thousands of
+        # digits would make int() raise, so it is kept as text for validation to refuse
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise BadJson(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise BadJson("JSON nested too deeply") from None
-
-
-@dataclass
-class Problem:
-    loc: list[Any]
-    msg: str
-    type: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"loc": self.loc, "msg": self.msg[:_MAX_MSG], "type": self.type}
 
 
 @dataclass
@@ -69,6 +91,8 @@ def _schema_problems(doc: Any, loc: list[Any]) -> list[Problem]:
     for err in sorted(contract.validator().iter_errors(doc), key=lambda e: list(e.absolute_path)):
         path = list(err.absolute_path)
         msg = err.message
+        if path and isinstance(doc.get(path[0]), OutOfRange):
+            continue  # said once, below, as a range problem
         if err.validator == "required":
             missing = re.findall(r"'([^']+)' is a required property", msg)
             path = path + missing[:1]
@@ -77,6 +101,17 @@ def _schema_problems(doc: Any, loc: list[Any]) -> list[Problem]:
             msg = "unknown field(s): " + ", ".join(repr(e)[:40] for e in extra[:5])
             path = path + extra[:1]
         out.append(Problem(loc + path, msg, "schema." + str(err.validator)))
+    return out
+
+
+def _decimal_problems(doc: dict, loc: list[Any]) -> list[Problem]:
+    out = []
+    for k, d in contract.decimals().items():
+        v = doc.get(k)
+        if type(v) is float and math.isfinite(v) and contract.extra_decimals(k, v):
+            out.append(Problem(loc + [k], f"{v!r} has more than {d} decimals; the signature "
+                               f"covers {d} (x-decimals), so the extra digits would be stored "
+                               "unsigned", "value.decimals"))
     return out
 
 
@@ -90,17 +125,23 @@ def check_reading(doc: Any, loc: list[Any], cfg: Config, now: float) -> list[Pro
     """Contract + plausibility checks that need no key and no database."""
     if not isinstance(doc, dict):
         return [Problem(loc, "a reading must be a JSON object", "type")]
-    problems = [] if contract.quick_valid(doc) else _schema_problems(doc, loc)
-    for k, v in doc.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            problems.append(Problem(loc + [k], "must be a finite number", "value.finite"))
+    if contract.quick_valid(doc):  # schema and x-decimals, the hot path of batch ingest
+        problems = []
+    else:
+        problems = _schema_problems(doc, loc)
+        for k, v in doc.items():
+            if isinstance(v, OutOfRange):
+                lo, hi = contract.bounds().get(k, (None, None))
+                rng = f" (allowed {lo} to {hi})" if lo is not None else ""
+                problems.append(Problem(loc + [k], f"{v!r} is out of range{rng}", "value.range"))
+        problems += _decimal_problems(doc, loc)
     if problems:
         return problems
     try:
         dt = parse_timestamp(doc["timestamp"])
-    except ValueError as exc:
+        ts = dt.timestamp()
+    except (ValueError, OverflowError) as exc:
         return [Problem(loc + ["timestamp"], f"not a valid date/time: {exc}", "value.timestamp")]
-    ts = dt.timestamp()
     if ts > now + cfg.max_clock_skew_s:
         problems.append(Problem(
             loc + ["timestamp"],
@@ -154,6 +195,9 @@ def digest(doc: dict[str, Any], text: str | None = None) -> str:
 
 def to_row(doc: dict[str, Any], meter_id: str, text: str | None = None) -> dict[str, Any]:
     row = {k: doc.get(k) for k in contract.fields()}
+    for k in contract.integer_fields():
+        if type(row[k]) is float:
+            row[k] = int(row[k])  # 119.0 is the integer 119 (x-canonical integers)
     row["meter_id"] = meter_id
     row["ts"] = int(parse_timestamp(doc["timestamp"]).timestamp())
     # identity for duplicate detection: the canonical text as received (meter_id as sent)

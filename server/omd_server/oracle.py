@@ -24,7 +24,6 @@ from typing import Any
 
 from . import chain
 from .storage import StorageUnavailable
-from .storage.attestations import store_for
 from .storage.oracle import oracle_store
 
 log = logging.getLogger("omd_server.oracle")
@@ -152,7 +151,6 @@ class Requester:
     def step(self) -> None:
         d = self.dep()
         store = oracle_store(self.st)
-        store_for(self.st)._init()  # the attestations table is joined
         store.enqueue_new()
         changed = self.sync_events(d)
         changed |= self.dispatch(d)

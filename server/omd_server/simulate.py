@@ -144,8 +144,29 @@ async def _post(client: httpx.AsyncClient, path: str, stats: Stats, max_tries: i
     return None
 
 
+async def resume(client: httpx.AsyncClient, meter: SolarMeter, start: int) -> int:
+    """Continue where the server's data of this meter ends: counters from its newest reading
+    (a second run must not restart them, Home Assistant would see a meter reset) and the first
+    timestamp after it. Returns the timestamp of the first reading to send."""
+    try:
+        res = await client.get(f"/api/v1/meters/{meter.meter_id}/latest")
+    except httpx.TransportError:
+        return start
+    if res.status_code != 200:
+        return start
+    latest = res.json()
+    meter.imp_wh = latest.get("energy_import_wh", meter.imp_wh)
+    meter.exp_wh = latest.get("energy_export_wh", meter.exp_wh)
+    last = int(datetime.fromisoformat(latest["timestamp"].replace("Z", "+00:00")).timestamp())
+    return max(start, last + meter.interval)
+
+
 async def play_meter(client, meter: SolarMeter, key: str, start: int, count: int, batch: int,
                      speed: float, images_every: int, stats: Stats, t0: float, max_tries: int):
+    end = start + count * meter.interval
+    first = await resume(client, meter, start)
+    count = max(0, (end - first) // meter.interval)
+    start = first
     pending: list[dict[str, Any]] = []
     photo_sha = None
     acked = stats.acked.setdefault(meter.meter_id, set())
@@ -213,21 +234,13 @@ async def run(url: str, keys: dict[str, str], start: int, count: int, interval: 
 
 
 def provision(cfg, meter_ids: list[str]) -> dict[str, str]:
-    """Keys for the simulated meters, created in the server's database when missing."""
-    import secrets
-
+    """Keys for the simulated meters, issued in the server's database when missing."""
+    from . import keys
     from .storage import open_storage
 
     st = open_storage(cfg)
     try:
-        keys = {}
-        for m in meter_ids:
-            k = st.get_key(m)
-            if k is None:
-                k = secrets.token_hex(32)
-                st.set_key(m, k)
-            keys[m] = k
-        return keys
+        return keys.ensure(st, meter_ids)
     finally:
         st.close()
 
@@ -238,7 +251,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", default="sim-")
     p.add_argument("--keys-file", help="JSON {meter_id: key_hex}; default: provision via --config")
     p.add_argument("--hours", type=float, default=24, help="simulated span (default 24 h)")
-    p.add_argument("--start", help="ISO time of the first reading (default: now minus --hours)")
+    p.add_argument("--start", help="ISO time of the first reading, or 'now' (live, with --speed 1); "
+                                   "default: now minus --hours")
     p.add_argument("--interval", type=int, default=10, help="seconds between readings")
     p.add_argument("--speed", type=float, default=0,
                    help="simulated seconds per wall-clock second (0 = as fast as possible)")
@@ -259,7 +273,9 @@ def main_from_args(args) -> int:
         from .config import load
 
         keys = provision(load(getattr(args, "config", None)), meter_ids)
-    if args.start:
+    if args.start == "now":
+        start_dt = datetime.now(UTC)
+    elif args.start:
         start_dt = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
         if start_dt.tzinfo is None:
             start_dt = start_dt.replace(tzinfo=UTC)

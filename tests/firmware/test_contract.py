@@ -29,6 +29,29 @@ def test_vectors_through_fixed_point(ct, vectors):
         assert ct.signed_body(r, key)[1] == case["sig"]
 
 
+@pytest.mark.parametrize("case", json.loads(
+    (__import__("pathlib").Path(__file__).resolve().parents[2] / "contract" / "vectors.json")
+    .read_text())["refused"], ids=lambda c: c["name"])
+def test_refused_vectors_are_flagged(ct, case):
+    """The device's contract check names the field of every reading the server refuses."""
+    import sys
+
+    limit = sys.get_int_max_str_digits()  # a CPython guard; MicroPython has no such limit
+    sys.set_int_max_str_digits(0)
+    try:
+        problems = ct.check(json.loads(case["json"]))
+    finally:
+        sys.set_int_max_str_digits(limit)
+    assert (case["field"], case["rule"]) in problems
+    # and the cases the server accepts pass the same check
+    assert not ct.check({"seq": 119.0, "voltage": 220.000, "watts": -0.0, "fw": "0.1.0"})
+
+
+def test_canonical_refuses_a_fraction_in_an_integer_field(ct):
+    with pytest.raises(ValueError, match="seq"):
+        ct.canonical({"seq": 119.5})
+
+
 def test_hmac_matches_stdlib():
     import hashlib
     import hmac

@@ -42,6 +42,7 @@ for case in job["cases"]:
         r[k] = contract.fx(v, ct.decimals[k]) if k in ct.decimals else v
     body, sig = ct.signed_body(r, key)
     out["sigs"].append([ct.canonical(case["reading"]), sig])
+out["refused"] = [[f for f, rule in ct.check(json.loads(c["json"]))] for c in job["refused"]]
 # spool round trip and energy store on the MicroPython VFS
 sp = spool.Spool(TMP + "/spool", 5, 10)
 e = store.Energy(TMP + "/energy")
@@ -79,7 +80,8 @@ def mp_run(tmp_path_factory, vectors):
         buf, n, fs, d = burst(unit, sc, rng)
         bursts.append({"buf": buf, "n": n, "fs": fs, "delay": d})
     cal = [0.0015, -0.0004, -0.4, 0.0, 0.01, 0.0, 50.0]
-    job = {"bursts": bursts, "cal": cal, "key_hex": vectors["key_hex"], "cases": vectors["cases"]}
+    job = {"bursts": bursts, "cal": cal, "key_hex": vectors["key_hex"], "cases": vectors["cases"],
+           "refused": vectors["refused"]}
     (tmp / "job.json").write_text(json.dumps(job))
     script = (f"FW={str(ROOT / 'firmware')!r}\nDATA={str(tmp / 'job.json')!r}\n"
               f"CONTRACT={str(ROOT / 'contract')!r}\nTMP={str(tmp)!r}\n" + RUNNER)
@@ -106,6 +108,12 @@ def test_contract_vectors_under_micropython(mp_run, vectors):
     for case, (canon, sig) in zip(vectors["cases"], out["sigs"], strict=True):
         assert canon == case["canonical"]
         assert sig == case["sig"]
+
+
+def test_refused_vectors_under_micropython(mp_run, vectors):
+    _, out = mp_run
+    for case, fields in zip(vectors["refused"], out["refused"], strict=True):
+        assert case["field"] in fields, case["name"]
 
 
 def test_spool_and_energy_under_micropython(mp_run):

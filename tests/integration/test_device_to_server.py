@@ -249,10 +249,15 @@ def test_device_to_server(tmp_path, server, broker, monkeypatch):
     assert set(from_device) == set(from_server)
     for topic, s in from_server.items():
         d = from_device[topic]
-        for k in ("unique_id", "object_id", "state_topic", "availability_topic", "device_class",
-                  "state_class", "unit_of_measurement", "value_template", "payload_available",
-                  "payload_not_available", "suggested_display_precision"):
+        for k in ("unique_id", "object_id", "default_entity_id", "state_topic", "device_class",
+                  "state_class", "unit_of_measurement", "value_template",
+                  "suggested_display_precision"):
             assert d.get(k) == s.get(k), (topic, k)
+        # the device's own topic, with its payloads, is one of the server's availability
+        # topics (the server adds its bridge topic: its last will covers the meters it feeds)
+        mine = {"topic": d["availability_topic"], "payload_available": d["payload_available"],
+                "payload_not_available": d["payload_not_available"]}
+        assert mine in s["availability"] and s["availability_mode"] == "all"
         assert d["device"]["identifiers"] == s["device"]["identifiers"]
         assert d["device"]["name"] == s["device"]["name"]
 

@@ -151,11 +151,61 @@ def hostile_harness(deployed, tmp_path_factory):
         yield client, dep
 
 
+def _stored(client) -> list:
+    return client.get("/api/v1/meters/meter-01/attestations?limit=1000").json()["attestations"]
+
+
 @settings(max_examples=60, deadline=None)
 @given(mutation=st.dictionaries(st.sampled_from(list(VEC["cases"][0]["wire"]) + ["x"]), json_values,
                                 min_size=1, max_size=3))
 def test_hostile_documents_never_5xx(hostile_harness, mutation):
     client, dep = hostile_harness
     doc = dict(_doc(dep), **mutation)
+    before = _stored(client)
     r = client.post("/api/v1/attestations", json=doc)
     assert r.status_code in (200, 201, 401, 409, 422), r.text
+    if r.status_code >= 400:
+        assert r.json()["detail"][0]["loc"][0] == "body", r.text
+        assert _stored(client) == before  # a refused attestation stores nothing
+
+
+def test_trailing_newline_and_case_refused(api):
+    """Patterns have their JSON Schema meaning: "$" is the end of the text."""
+    h, dep = api
+    good = _doc(dep)
+    for member, value in [("signature", good["signature"] + "\n"),
+                          ("readingsRoot", good["readingsRoot"] + "\n"),
+                          ("verifyingContract", good["verifyingContract"] + "\n"),
+                          ("meterId", good["meterId"] + "\n")]:
+        r = h.client.post("/api/v1/attestations", json=dict(good, **{member: value}))
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", member], r.text
+    assert _stored(h.client) == []
+
+
+def test_seq_range_at_the_integer_limit_reads_back(api):
+    """A batch that ends at the largest seq the databases hold: the read side must not
+    overflow computing one past it."""
+    h, dep = api
+    cap = ref.spec()["wire"]["server_max_uint"]
+    doc = _doc(dep, seq=cap, first=cap - 1, count=2)
+    r = h.client.post("/api/v1/attestations", json=doc)
+    assert r.status_code == 201, r.text
+    r = h.client.get(f"/api/v1/meters/meter-01/attestations/{cap}")
+    assert r.status_code == 200, r.text
+    assert r.json()["batch"]["found"] == 0 and not r.json()["batch"]["root_matches"]
+
+
+def test_racing_identical_posts_are_one_stored_rest_duplicates(api):
+    """Concurrent copies of one attestation (a meter retrying after a timeout): one 201, the
+    others 200, never an integrity error; a racing different one is 409."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    h, dep = api
+    doc = _doc(dep, seq=7)
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(lambda _: h.client.post("/api/v1/attestations",
+                                                        json=doc).status_code, range(6)))
+    assert codes == [200] * 5 + [201], codes
+    other = _doc(dep, seq=7, exportMj=doc["exportMj"] + 1)
+    assert h.client.post("/api/v1/attestations", json=other).status_code == 409
+    assert [a["attestation"] for a in _stored(h.client)] == [doc]

@@ -81,8 +81,10 @@ def test_acknowledged_readings_survive_kill_9(tmp_path, server_process):
         assert seqs <= stored, f"{meter}: acknowledged but lost: {sorted(seqs - stored)[:10]}"
     # and the restarted server continues where the meters are
     key = keys["kill-0"]
-    nxt = max(acked["kill-0"] | {0}) + 1000
-    res = httpx.post(f"{srv2.url}/api/v1/readings", json=reading(meter_id="kill-0", seq=nxt, key=key))
+    last = max(acked["kill-0"] | {0})
+    # a seq far ahead (seqs lost with the kill) but a counter that moved plausibly
+    res = httpx.post(f"{srv2.url}/api/v1/readings", json=reading(
+        meter_id="kill-0", seq=last + 1000, key=key, energy_export_wh=100.0 + last + 1))
     assert res.status_code == 201
 
 

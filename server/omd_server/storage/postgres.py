@@ -6,7 +6,11 @@ from typing import Any
 
 import psycopg
 
-from . import SqlStorage, StorageUnavailable, _reason
+from .sql import SqlStorage, StorageUnavailable, _reason
+
+# errors about a request's own values; everything else (connection lost, read-only, disk
+# full, shutting down) is storage trouble
+_DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError)
 
 
 class PostgresStorage(SqlStorage):
@@ -23,6 +27,14 @@ class PostgresStorage(SqlStorage):
     def _connect(self) -> psycopg.Connection:
         return psycopg.connect(self.url, connect_timeout=10)
 
+    def _is_trouble(self, exc: BaseException) -> bool:
+        return not isinstance(exc, _DATA_ERRORS)
+
+    def _columns(self, cur, table: str) -> set[str]:
+        cur.execute("SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                    " AND table_schema = current_schema()", (table,))
+        return {r[0] for r in cur.fetchall()}
+
     @contextlib.contextmanager
     def _write_txn(self) -> Iterator[Any]:
         with self._conn() as conn:
@@ -33,7 +45,7 @@ class PostgresStorage(SqlStorage):
             except BaseException as exc:
                 with contextlib.suppress(psycopg.Error):
                     conn.rollback()
-                if isinstance(exc, psycopg.Error):
+                if isinstance(exc, psycopg.Error) and self._is_trouble(exc):
                     raise StorageUnavailable(_reason(exc)) from exc
                 raise
 
@@ -42,7 +54,4 @@ class PostgresStorage(SqlStorage):
         # avoids the catalog unique-violation race PostgreSQL has there
         with self._write_txn() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(7007)")
-            from . import SCHEMA
-
-            for stmt in SCHEMA:
-                cur.execute(stmt)
+            self._create(cur)

@@ -8,9 +8,13 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from . import ReplayRejected, SqlStorage, StorageUnavailable, _reason
+from .sql import Rejected, SqlStorage, StorageUnavailable, Unstorable, _reason
 
 _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
+# errors about a request's own values; the rest (full, I/O, read-only, locked, corrupt) is
+# storage trouble
+_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError,
+                sqlite3.InterfaceError, sqlite3.NotSupportedError)
 
 
 class SqliteStorage(SqlStorage):
@@ -48,6 +52,13 @@ class SqliteStorage(SqlStorage):
             conn.execute(f"PRAGMA max_page_count={max(1, self.max_size_mb * 1024 * 1024 // page)}")
         return _AutoTxn(conn)
 
+    def _is_trouble(self, exc: BaseException) -> bool:
+        return not isinstance(exc, _DATA_ERRORS)
+
+    def _columns(self, cur, table: str) -> set[str]:
+        cur.execute(f"PRAGMA table_info({table})")
+        return {r[1] for r in cur.fetchall()}
+
     def set_max_size_mb(self, mb: int) -> None:
         """Change the size cap on live connections (used by operators via config and by tests)."""
         self.close()
@@ -76,8 +87,10 @@ class SqliteStorage(SqlStorage):
     def insert_readings(self, rows):
         """Group commit: requests that arrive while a commit is in progress are written together
         in the next transaction, one fsync for all of them. Each request keeps its own
-        all-or-nothing semantics through a SAVEPOINT; every caller returns only after the
-        COMMIT that contains its rows."""
+        all-or-nothing semantics through a SAVEPOINT, and its own outcome: a request whose
+        values are refused is rolled back alone, and if the group's transaction fails as a
+        whole each request is retried in a transaction of its own. Every caller returns only
+        after the COMMIT that contains its rows."""
         job = _Job(rows)
         with self._pending_lock:
             self._pending.append(job)
@@ -85,7 +98,13 @@ class SqliteStorage(SqlStorage):
             if not job.done:
                 with self._pending_lock:
                     jobs, self._pending = self._pending, []
-                self._run_group(jobs)
+                try:
+                    self._run_group(jobs)
+                finally:
+                    for j in jobs:
+                        if j.results is None and j.error is None:
+                            j.error = StorageUnavailable("write aborted")
+                        j.done = True
         if job.error is not None:
             raise job.error
         return job.results
@@ -94,25 +113,35 @@ class SqliteStorage(SqlStorage):
         try:
             with self._locked_txn() as cur:
                 for j in jobs:
-                    cur.execute("SAVEPOINT job")
-                    try:
-                        j.results = self._insert_txn(cur, j.rows)
-                    except ReplayRejected as exc:
-                        cur.execute("ROLLBACK TO job")
-                        j.error = exc
-                    cur.execute("RELEASE job")
-        except StorageUnavailable as exc:
-            for j in jobs:
-                j.results, j.error = None, exc
-        except BaseException as exc:
-            for j in jobs:
-                j.results, j.error = None, StorageUnavailable(_reason(exc))
-            raise
-        finally:
-            for j in jobs:
-                if j.results is None and j.error is None:
-                    j.error = StorageUnavailable("write aborted")
-                j.done = True
+                    self._run_job(cur, j)
+        except Exception as exc:
+            if len(jobs) > 1:
+                # the shared transaction failed (e.g. at COMMIT): nobody's rows are stored;
+                # each request alone finds out whether the trouble is its own or the storage's
+                for j in jobs:
+                    j.results = j.error = None
+                for j in jobs:
+                    self._run_group([j])
+                return
+            jobs[0].results = None
+            jobs[0].error = exc if isinstance(exc, StorageUnavailable | Rejected) \
+                else StorageUnavailable(_reason(exc))
+
+    def _run_job(self, cur, j: _Job) -> None:
+        cur.execute("SAVEPOINT job")
+        try:
+            j.results = self._insert_txn(cur, j.rows)
+        except Rejected as exc:
+            cur.execute("ROLLBACK TO job")
+            j.error = exc
+        except Exception as exc:
+            if isinstance(exc, sqlite3.Error) and self._is_trouble(exc):
+                raise
+            # the database refused one of this request's values: only this request fails
+            cur.execute("ROLLBACK TO job")
+            j.error = Unstorable(0, j.rows[0]["meter_id"] if j.rows else "", None,
+                                 f"the database refused this request's values: {_reason(exc)}")
+        cur.execute("RELEASE job")
 
     @contextlib.contextmanager
     def _locked_txn(self) -> Iterator[Any]:
@@ -125,7 +154,7 @@ class SqliteStorage(SqlStorage):
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     cur.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, sqlite3.Error) and self._is_trouble(exc):
                     raise StorageUnavailable(_reason(exc)) from exc
                 raise
 

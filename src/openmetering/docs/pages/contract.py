@@ -1,6 +1,6 @@
 """The reading contract and its Home Assistant mapping (contract/): the reading's fields, the
-MQTT discovery settings and sensors, and which of them the Energy dashboard uses; the interval
-attestation a meter signs for the chain, and the token units."""
+MQTT discovery settings and sensors, and what each sensor means per installation point; the
+interval attestation a meter signs for the chain, and the token units."""
 
 from __future__ import annotations
 
@@ -42,8 +42,11 @@ def gen_homeassistant(paths: ProjectPaths) -> str:
     out = [ha.get("description", "") + "\n\n"]
     topics = [[k, Raw(f"`{ha[k]}`")] for k in
               ("discovery_prefix", "discovery_topic", "state_topic", "availability_topic",
-               "payload_available", "payload_not_available") if k in ha]
+               "bridge_availability_topic", "payload_available", "payload_not_available",
+               "unique_id", "default_entity_id") if k in ha]
     out.append(table(["Setting", "Value"], topics))
+    if "entity_id_rule" in ha:
+        out.append("\nEntity ids: " + ha["entity_id_rule"] + ".\n")
     if "device" in ha:
         out.append("\nDevice: " + ", ".join(f"{k} *{v}*" for k, v in ha["device"].items())
                    + "\n")
@@ -56,17 +59,23 @@ def gen_homeassistant(paths: ProjectPaths) -> str:
                      s.get("unit_of_measurement") or ""])
     out.append("\n" + table(["Sensor key", "Name", "From reading field", "device_class",
                              "state_class", "Unit"], rows))
+    if "display_precision_rule" in ha:
+        out.append("\nDisplay precision: " + ha["display_precision_rule"] + ".\n")
     return "".join(out)
 
 
 def gen_energy_sensors(paths: ProjectPaths) -> str:
-    """The sensors the Energy dashboard can use: the total_increasing energy ones."""
+    """What each sensor means where the meter is installed, and the power sign."""
     ha = load_json(HOMEASSISTANT, paths)
-    rows = [[s.get("name", ""), Raw(f"`sensor.…_{s['key']}`"), s.get("unit_of_measurement", ""),
-             "Solar production / return to grid" if "export" in s["key"]
-             else "Grid consumption" if "import" in s["key"] else ""]
-            for s in ha.get("sensors", []) if s.get("state_class") == "total_increasing"]
-    return table(["Sensor", "Entity (suffix)", "Unit", "Energy dashboard slot"], rows)
+    names = {s["key"]: s.get("name", s["key"]) for s in ha.get("sensors", [])}
+    keys = sorted({k for p in ha.get("installation", []) for k in p["sensors"]},
+                  key=list(names).index)
+    rows = [[Raw(f"**{p['point']}**: {p['where']}")]
+            + [p["sensors"].get(k, "") for k in keys] for p in ha.get("installation", [])]
+    out = [table(["Installation point"] + [f"{names[k]} (…_{k})" for k in keys], rows)]
+    if "power_sign" in ha:
+        out.append("\n**Power sign.** " + ha["power_sign"] + "\n")
+    return "".join(out)
 
 
 def gen_attestation(paths: ProjectPaths) -> str:

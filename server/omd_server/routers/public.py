@@ -14,22 +14,24 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
 
-from . import contract
-from .storage import StorageUnavailable
-from .storage.attestations import store_for
-from .storage.oracle import oracle_store
+from .. import contract
+from ..deps import CfgDep, MeterId, StorageDep
+from ..errors import ApiError
+from ..storage.attestations import store_for
+from ..storage.oracle import oracle_store
 
 router = APIRouter(tags=["public"])
 METER_RE = contract.schema()["properties"]["meter_id"]["pattern"]
 MJ_PER_KWH = 3_600_000_000
 
 
-def _off() -> JSONResponse:
-    return JSONResponse({"detail": [{"loc": [], "msg": "Not Found", "type": "not_found"}]},
-                        status_code=404)
+def _require_public(cfg) -> None:
+    """The public routes do not exist unless public_data is on."""
+    if not cfg.public_data:
+        raise ApiError.one(404, [], "Not Found", "not_found")
 
 
 def intervals(st, meter_id: str | None, after_seq: int, limit: int) -> list[dict[str, Any]]:
@@ -53,32 +55,20 @@ def intervals(st, meter_id: str | None, after_seq: int, limit: int) -> list[dict
 
 @router.get("/api/v1/public/intervals",
             summary="Certified intervals with transactions, energy, aC and the batch (public_data)")
-def public_intervals(request: Request,
+def public_intervals(cfg: CfgDep, st: StorageDep,
                      meter_id: Annotated[str | None, Query(pattern=METER_RE)] = None,
                      after_seq: Annotated[int, Query(ge=-1, le=2**63 - 1)] = -1,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100):
-    if not request.app.state.cfg.public_data:
-        return _off()
-    try:
-        rows = intervals(request.app.state.storage(), meter_id, after_seq, limit)
-    except StorageUnavailable as exc:
-        return JSONResponse({"detail": [{"loc": [], "msg": f"storage unavailable: {exc}",
-                                         "type": "storage.unavailable"}]}, status_code=503,
-                            headers={"Retry-After": "30"})
+    _require_public(cfg)
     return {"units": {"energy": "mJ (1 kWh = 3.6e9 mJ)",
                       "carbon": "mg CO2e avoided (estimate, not a certified offset)"},
-            "intervals": rows}
+            "intervals": intervals(st, meter_id, after_seq, limit)}
 
 
 @router.get("/api/v1/meters/{meter_id}/oracle",
             summary="The oracle requester's record of a meter's intervals (state, reason, txs)")
-def oracle_record(request: Request, meter_id: Annotated[str, Path(pattern=METER_RE)]):
-    try:
-        rows = oracle_store(request.app.state.storage()).meter(meter_id)
-    except StorageUnavailable as exc:
-        return JSONResponse({"detail": [{"loc": [], "msg": f"storage unavailable: {exc}",
-                                         "type": "storage.unavailable"}]}, status_code=503,
-                            headers={"Retry-After": "30"})
+def oracle_record(meter_id: MeterId, st: StorageDep):
+    rows = oracle_store(st).meter(meter_id)
     return {"meter_id": meter_id, "intervals": [
         {k: r[k] for k in ("seq", "state", "reason", "attempts", "request_id", "request_tx",
                            "fulfil_tx", "minted_mj", "minted_mg", "fulfilled_at")}
@@ -86,10 +76,9 @@ def oracle_record(request: Request, meter_id: Annotated[str, Path(pattern=METER_
 
 
 @router.get("/public", response_class=HTMLResponse, include_in_schema=False)
-def public_page(request: Request):
-    if not request.app.state.cfg.public_data:
-        return _off()
-    rows = intervals(request.app.state.storage(), None, -1, 1000)
+def public_page(cfg: CfgDep, st: StorageDep):
+    _require_public(cfg)
+    rows = intervals(st, None, -1, 1000)
     e = html.escape
     body = "".join(
         f"<tr><td>{e(r['meter_id'])}</td><td>{r['seq']}</td><td>{r['interval_end']}</td>"
