@@ -23,6 +23,10 @@ FPC_PIN_NAMES = {
 
 @subcircuit
 def camera(nets):
+    """24-pin 0.5 mm FPC for an OV2640 module, with the 2.8 V (AVDD) and 1.2 V (DVDD)
+    LDOs camera boards carry; DOVDD (I/O) is 3.3 V so the DVP bus matches the ESP32-S3.
+    RESET is held high (the sensor resets over SCCB); PWDN is pulled low so the camera runs
+    before the firmware drives it."""
     n = nets
     fpc = part("fpc_24", "J5", fields={"Module": "ov2640_module"})
     for pin, net in FPC_PINOUT.items():

@@ -11,6 +11,10 @@ from .lib import gpio_pin, part, pinmap
 
 @subcircuit
 def mcu(nets):
+    """ESP32-S3-WROOM-1-N8R8: 10 uF + 100 nF at its 3V3 pin; EN held by 10 k / 1 uF, so
+    the rail settles before the chip starts (the RESET button pulls it low); GPIO0 pulled up
+    (run from flash), the BOOT button pulls it low for the ROM loader. Unused pins are left
+    open on purpose: flash/PSRAM pins and the module's internal straps."""
     n = nets
     u = part("esp32s3", "U1")
     u["3V3"] += n.V3V3

@@ -14,6 +14,10 @@ from .lib import part
 
 @subcircuit
 def power_input(nets):
+    """USB-C and screw-terminal 5 V inputs. 5.1 k on each CC pin makes the board a USB-C
+    sink. VBUS passes a resettable fuse and a Schottky diode, so the terminal's 5 V can never
+    back-feed a laptop; the terminal passes a P-MOSFET that blocks a reversed supply with
+    almost no drop. The USBLC6 clamps ESD on the USB data lines."""
     n = nets
     usb = part("usb_c", "J1")
     for pin in ("A1", "A12", "B1", "B12", "S1"):
@@ -27,8 +31,10 @@ def power_input(nets):
     usb["A8"] += n.NC
     usb["B8"] += n.NC
     # 5.1 k on each CC pin: identifies us as a sink so a USB-C source turns VBUS on
-    part("r_5k1", "R1", **{"1": usb["A5"], "2": n.GND})
-    part("r_5k1", "R2", **{"1": usb["B5"], "2": n.GND})
+    usb["A5"] += n.USB_CC1
+    usb["B5"] += n.USB_CC2
+    part("r_5k1", "R1", **{"1": n.USB_CC1, "2": n.GND})
+    part("r_5k1", "R2", **{"1": n.USB_CC2, "2": n.GND})
 
     part("usb_esd", "U2", **{"1": n.USB_DP, "6": n.NC, "3": n.USB_DM, "4": n.NC,
                              "2": n.GND, "5": n.V5})
@@ -46,6 +52,9 @@ def power_input(nets):
 
 @subcircuit
 def rail_3v3(nets):
+    """The 3.3 V rail: an LDL1117 LDO with 10 uF + 100 nF at its output. Not the seed's
+    AMS1117: behind the Schottky, USB leaves ~4.2 V at worst, below what an AMS1117 needs at
+    Wi-Fi peaks (dropout up to 1.3 V); the design assertions check this."""
     n = nets
     part("ldo_3v3", "U3", VI=n.V5, VO=n.V3V3, GND=n.GND)
     part("c_10u", "C2", **{"1": n.V3V3, "2": n.GND})
@@ -54,6 +63,7 @@ def rail_3v3(nets):
 
 @subcircuit
 def test_points(nets):
+    """A test point on every rail, for bring-up and calibration."""
     n = nets
     for ref, net in (("TP1", n.V5), ("TP2", n.V3V3), ("TP3", n.GND), ("TP4", n.V2V8),
                      ("TP5", n.V1V2)):

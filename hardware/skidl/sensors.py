@@ -18,6 +18,10 @@ from .lib import part
 
 @subcircuit
 def voltage_sensor(nets):
+    """Header for the off-board ZMPT101B module (runs on 3.3 V; mains never reaches this
+    board). Its op-amp output can reach the rail: 1 k / 10 k keeps it at <= 3.0 V, and the
+    divider's 0.9 k source resistance with 100 nF is the anti-alias filter (fc ~ 1.75 kHz)
+    into ADC1 (GPIO1)."""
     n = nets
     part("header_1x3", "J3", fields={"Module": "zmpt101b_module"}, **{"1": n.V3V3, "2": n.VSENSE, "3": n.GND})
     part("c_100n", "C22", **{"1": n.V3V3, "2": n.GND})
@@ -28,6 +32,9 @@ def voltage_sensor(nets):
 
 @subcircuit
 def current_sensor(nets):
+    """Header for the off-board ACS712 module (needs 5 V, swings up to 5 V when
+    saturated): 10 k / 15 k scales that to 3.0 V, and its 6 k source resistance with 10 nF
+    filters at ~2.7 kHz into ADC1 (GPIO2)."""
     n = nets
     part("header_1x3", "J4", fields={"Module": "acs712_module"}, **{"1": n.V5, "2": n.ISENSE, "3": n.GND})
     part("c_100n", "C23", **{"1": n.V5, "2": n.GND})

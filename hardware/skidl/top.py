@@ -10,7 +10,7 @@ from . import camera, lib, mcu, power, sensors, user_io
 
 # Power nets get KiCad's usual names; every other net is named after its pin-map signal.
 POWER_NETS = {"V5": "+5V", "V3V3": "+3V3", "V2V8": "+2V8", "V1V2": "+1V2", "GND": "GND"}
-LOCAL_NETS = ("VBUS", "VBUS_F", "VIN_T", "EN", "VSENSE", "ISENSE", "CAM_RESET",
+LOCAL_NETS = ("VBUS", "VBUS_F", "VIN_T", "USB_CC1", "USB_CC2", "EN", "VSENSE", "ISENSE", "CAM_RESET",
               "LED_STATUS_A", "LED_NET_A")
 
 

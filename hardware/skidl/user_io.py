@@ -7,6 +7,8 @@ from .lib import part
 
 @subcircuit
 def user_io(nets):
+    """Two indicator LEDs, driven high by GPIOs through 470 R (~3 mA), a user button with
+    its pull-up, and the expansion headers: I2C with 4.7 k pull-ups, and the debug UART."""
     n = nets
     # LEDs are driven high by GPIOs: (3.3 V - Vf) / 470 R ~ 3 mA, bright enough indoors
     part("r_470", "R40", **{"1": n.LED_STATUS, "2": n.LED_STATUS_A})

@@ -2,9 +2,12 @@
 KiCad netlist.
 
 Outputs (all reproducible byte for byte):
-- hardware/kicad/open-meter*.kicad_sch  schematic drawn by SKiDL (one sheet per function block)
+- hardware/kicad/open-meter*.kicad_sch  schematic drawn by openmetering.schematic (one sheet per
+                                        function block, a top sheet with the block diagram)
 - hardware/kicad/open-meter.net         KiCad's own netlist of that schematic (the board's input)
 - hardware/reports/erc.json             SKiDL and KiCad ERC results, with every waiver and reason
+- hardware/reports/schematic.json       the drawing's figures against its rules (fill per sheet,
+                                        closest texts, decoupling distances)
 - docs/generated/schematic/             schematic PDF and SVG for the docs
 """
 
@@ -19,20 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import circuit as design
-from . import kicad
-from .errors import CheckFailed, DesignError
+from . import kicad, sexpr
+from .errors import CheckFailed
 from .paths import ProjectPaths, project
 from .repro import write_text_if_changed
 
 # SKiDL ERC warnings we accept, each with its reason. Anything else fails the build.
 ERC_WAIVERS: list[tuple[str, str]] = []
 
-# KiCad schematic ERC violation types we accept, with the reason.
-KICAD_ERC_WAIVERS = {
-    "lib_symbol_mismatch": "SKiDL embeds its own converted copy of each library symbol; "
-    "pins and pin numbers are the library's (the netlist equality test proves it), only "
-    "the drawing's formatting differs",
-}
+# KiCad schematic ERC violation types we accept, with the reason. None today: the sheets
+# embed the library's own symbols (so no lib_symbol_mismatch) and flag every driven net.
+KICAD_ERC_WAIVERS: dict[str, str] = {}
 
 
 @dataclass
@@ -88,32 +88,19 @@ def run_skidl_erc(circuit) -> ErcResult:
 
 
 # --- schematic -----------------------------------------------------------------------------
-_SCH_DATE = re.compile(r'\(date "[^"]*"\)')
-_BARE_UUID = re.compile(r"\(uuid ([0-9a-fA-F-]+)\)")
-_BARE_TEXT = re.compile(r'\(text ([^"\s()][^\s()]*)')
+def write_schematic(circuit, out_dir: Path, name: str) -> list[Path]:
+    """Draw the circuit (openmetering.schematic) into out_dir: one sheet per function block
+    and the top sheet; sheets of blocks that no longer exist are removed."""
+    from .schematic import draw
 
-
-def normalise_schematic(text: str) -> str:
-    """Quote what SKiDL leaves bare (other readers than KiCad reject it) and drop the date."""
-    text = _SCH_DATE.sub('(date "")', text)
-    text = _BARE_UUID.sub(r'(uuid "\1")', text)
-    text = _BARE_TEXT.sub(r'(text "\1"', text)
-    return text
-
-
-def write_schematic(circuit, out_dir: Path) -> list[Path]:
-    with tempfile.TemporaryDirectory() as tmp:
-        circuit.generate_schematic(filepath=tmp, top_name="open-meter", mode="labels")
-        files = sorted(Path(tmp).glob("*.kicad_sch"))
-        if not files:
-            raise DesignError("SKiDL wrote no schematic")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for f in files:
-            dest = out_dir / f.name
-            write_text_if_changed(dest, normalise_schematic(f.read_text()))
-            written.append(dest)
-    for stale in out_dir.glob("open-meter*.kicad_sch"):
+    files = draw(circuit, name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fname, text in sorted(files.items()):
+        dest = out_dir / fname
+        write_text_if_changed(dest, text)
+        written.append(dest)
+    for stale in out_dir.glob(f"{name}*.kicad_sch"):
         if stale not in written:
             stale.unlink()
     return written
@@ -151,16 +138,49 @@ def run_kicad_erc(schematic: Path) -> dict:
                        for k, n in sorted(waived.items())}}
 
 
+SCREENSHOT_DPI = 200  # 1.27 mm text is 10 px tall: readable at 100 % zoom
+
+
+def screenshot_sheets(top: Path) -> list[tuple[str, int]]:
+    """(sheet file stem, PDF page) of the sheets the docs show as pictures: the top sheet,
+    the block most others talk to (most hierarchical labels) and the busiest other block
+    (most parts)."""
+    tree = sexpr.parse(top.read_text(), str(top))
+    pages = []
+    for box in sexpr.children(tree, "sheet"):
+        fname = next(p[2] for p in sexpr.children(box, "property") if p[1] == "Sheetfile")
+        page = sexpr.value(sexpr.child(sexpr.child(sexpr.child(box, "instances"), "project"),
+                                       "path"), "page")
+        sub = sexpr.parse((top.parent / fname).read_text(), fname)
+        labels = len(sexpr.children(sub, "hierarchical_label"))
+        parts = sum(1 for s in sexpr.children(sub, "symbol")
+                    if not sexpr.value(s, "lib_id").startswith("power:"))
+        pages.append((Path(fname).stem, int(page), labels, parts))
+    if not pages:
+        return [(top.stem, 1)]
+    hub = max(pages, key=lambda p: (p[2], -p[1]))
+    busy = max((p for p in pages if p is not hub), key=lambda p: (p[3], -p[1]), default=None)
+    return [(top.stem, 1), (hub[0], hub[1])] + ([(busy[0], busy[1])] if busy else [])
+
+
 def export_schematic_docs(schematic: Path, out_dir: Path) -> None:
+    """The sheets for the docs: one PDF, an SVG per sheet, and PNG pictures (KiCad's plot
+    rasterised by poppler at SCREENSHOT_DPI) of the sheets the hardware page shows."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    kicad.cli("sch", "export", "pdf", "-o", out_dir / f"{schematic.stem}-schematic.pdf",
-              schematic.name, cwd=schematic.parent)
+    pdf = out_dir / f"{schematic.stem}-schematic.pdf"
+    kicad.cli("sch", "export", "pdf", "-o", pdf, schematic.name, cwd=schematic.parent)
     with tempfile.TemporaryDirectory() as tmp:
         kicad.cli("sch", "export", "svg", "-o", tmp, schematic.name, cwd=schematic.parent)
-        for old in out_dir.glob("*.svg"):
+        for old in list(out_dir.glob("*.svg")) + list(out_dir.glob("*.png")):
             old.unlink()
         for svg in sorted(Path(tmp).glob("*.svg")):
             shutil.copyfile(svg, out_dir / svg.name)
+        for stem, page in screenshot_sheets(schematic):
+            name = schematic.stem + stem.removeprefix(schematic.stem).replace("_", "-", 1)
+            kicad.run(["pdftoppm", "-png", "-r", str(SCREENSHOT_DPI), "-f", str(page), "-l",
+                       str(page), "-singlefile", str(pdf), str(Path(tmp) / name)],
+                      what=f"pdftoppm (sheet {stem})")
+            shutil.copyfile(Path(tmp) / f"{name}.png", out_dir / f"{name}.png")
 
 
 def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> dict:
@@ -173,7 +193,7 @@ def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> di
     if erc.errors or erc.warnings:
         raise CheckFailed("SKiDL ERC failed:\n  " + "\n  ".join(erc.errors + erc.warnings))
 
-    write_schematic(circuit, paths.kicad)
+    write_schematic(circuit, paths.kicad, paths.name)
     # KiCad reads the project file (.kicad_pro, the board's net classes and rule severities)
     # beside a schematic: work on a copy of the sheets alone, so every output here is a
     # function of the circuit only.
@@ -186,6 +206,15 @@ def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> di
             raise CheckFailed("KiCad schematic ERC failed:\n  " + "\n  ".join(kerc["violations"]))
         canonical = ProjectPaths.at(paths.root)
         export_kicad_netlist(schematic, paths.netlist, canonical.rel(canonical.schematic))
+        # the drawing's own rules (text clear of text, bodies and wires; paper and fill;
+        # decoupling wired beside its pin; every net named), read back from the files
+        from .schematic import rules
+
+        drawn = rules.check(sorted(Path(tmp).glob(f"{paths.name}*.kicad_sch")), paths.netlist)
+        if drawn["violations"]:
+            raise CheckFailed("schematic rules failed:\n  " + "\n  ".join(drawn["violations"]))
+        write_text_if_changed(paths.reports / "schematic.json",
+                              json.dumps(rules.summary(drawn), indent=2) + "\n")
         if docs:
             export_schematic_docs(schematic, paths.schematic_pictures)
 

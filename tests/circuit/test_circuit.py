@@ -23,7 +23,8 @@ def test_regenerated_outputs_equal_committed(regenerated):
     deterministic and up to date)."""
     pairs = [(regenerated / "kicad" / f.name, f) for f in sorted(KICAD_DIR.glob("open-meter*.kicad_sch"))]
     pairs += [(regenerated / "kicad" / "open-meter.net", NETLIST),
-              (regenerated / "reports" / "erc.json", REPORTS_DIR / "erc.json")]
+              (regenerated / "reports" / "erc.json", REPORTS_DIR / "erc.json"),
+              (regenerated / "reports" / "schematic.json", REPORTS_DIR / "schematic.json")]
     pairs += [(regenerated / "bom" / f.name, f) for f in sorted(BOM_DIR.iterdir())]
     assert len(pairs) > 12
     stale = [str(c.relative_to(ROOT)) for new, c in pairs if new.read_bytes() != c.read_bytes()]
@@ -78,7 +79,7 @@ def test_schematic_reads_with_a_second_parser():
 
 
 def test_schematic_connectivity_equals_skidl_netlist(tmp_path):
-    """The schematic SKiDL draws has exactly the circuit's connectivity."""
+    """The drawn schematic has exactly the circuit's connectivity."""
     code = f"""
 from openmetering.circuit import build
 c, _ = build()
@@ -201,7 +202,7 @@ def test_flash_psram_pin_fires(variant, tools):
     assert any(f.startswith("[flash-psram] U1 pin IO35") for f in found), found
     # and on the board side: something wired to GPIO36
     net = _net(variant)
-    found = _findings(variant, netlist=tools.move_node(net, "U1", "29", "LED_NET"))
+    found = _findings(variant, netlist=tools.move_node(net, "U1", "29", "/LED_NET"))
     assert any(f.startswith("[flash-psram] U1 pin 29 (IO36)") for f in found), found
 
 

@@ -147,3 +147,35 @@ def test_changing_a_part_value_changes_the_bom_page(tmp_path, make_root):
     html = (root / "site" / "hardware" / "bom.html").read_text()
     assert new_value in html
     assert f">{old_value}<" not in html or sum(r[col] == old_value for r in rows[1:])
+
+
+SHEET_PICTURES_JS = """() => [...document.images]
+  .filter(i => /generated\\/schematic\\/[^/]+\\.png$/.test(i.src))
+  .map(i => ({src: i.src, natural: i.naturalWidth, shown: i.clientWidth,
+              link: i.closest('a') ? i.closest('a').href : null}))"""
+
+
+def test_schematic_pictures_open_readable(real_root, browser, serve_site, artifacts):
+    """The hardware page shows the top sheet and two blocks as pictures; each opens at full
+    size, where 1.27 mm text is ~10 px tall (200 dpi): readable at 100 % zoom."""
+    with serve_site(real_root / "site") as base:
+        page = browser.new_page()
+        page.goto(f"{base}/hardware/index.html", wait_until="networkidle")
+        page.evaluate(BROKEN_IMAGES_JS)
+        pics = page.evaluate(SHEET_PICTURES_JS)
+        page.close()
+        assert len(pics) == 3, pics
+        assert any(p["src"].endswith("/open-meter.png") for p in pics), pics  # the top sheet
+        for p in pics:
+            assert p["natural"] >= 1600, p  # A5 or larger at 200 dpi
+            assert p["link"] == p["src"], p  # a click opens it at full size
+            full = browser.new_page()
+            full.goto(p["src"], wait_until="load")
+            # Chromium shows a picture opened on its own fitted to the window; one click
+            # shows it at 100 %, pixel for pixel
+            full.click("img")
+            size = full.evaluate("() => [document.images[0].naturalWidth, "
+                                 "document.images[0].width]")
+            assert size[0] == size[1] == p["natural"], size
+            full.screenshot(path=str(artifacts / f"schematic-{Path(p['src']).stem}.png"))
+            full.close()

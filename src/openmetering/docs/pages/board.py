@@ -61,26 +61,35 @@ def gen_board_renders(paths: ProjectPaths, only_first: bool = False) -> str:
 
 
 def gen_schematic(paths: ProjectPaths) -> str:
-    """The circuit stage plots the schematic into docs/generated/schematic/; show the top
-    sheet, then each sheet folded, and link the PDF."""
+    """The circuit stage plots the schematic into docs/generated/schematic/: pictures of the
+    top sheet and two blocks (each opens at full size, readable at 100 % zoom), every other
+    sheet folded, and the PDF."""
     d = SCHEMATIC.path(paths)
     svgs = sorted(d.glob("*.svg"))
+    pngs = sorted(d.glob("*.png"), key=lambda p: (len(p.stem), p.stem))
     pdfs = sorted(d.glob("*.pdf"))
     rel = site_path(paths, d)
-    top_stem = min((p.stem for p in svgs), key=len, default="")
-    out = ["Plotted by KiCad from the schematic the circuit stage writes from the SKiDL code."]
+    top_stem = min((p.stem for p in svgs + pngs), key=len, default="")
+    out = ["Drawn from the SKiDL circuit by the circuit stage (one sheet per function block, "
+           "a top sheet with the blocks as a block diagram) and plotted by KiCad. Click a "
+           "picture for full size."]
     if pdfs:
         out.append(" All sheets as one PDF: "
                    + ", ".join(f"[{p.name}](/{rel}/{p.name})" for p in pdfs) + ".")
     out.append("\n\n")
-    for p in svgs:
-        if p.stem == top_stem:
-            out.append(f"[![Top sheet](/{rel}/{p.name})](/{rel}/{p.name})\n\n")
-    sheets = [p for p in svgs if p.stem != top_stem]
+    shown = set()
+    for p in pngs:
+        name = "top sheet" if p.stem == top_stem else \
+            p.stem.removeprefix(top_stem + "-").replace("_", " ") + " sheet"
+        out.append(f'<figure markdown>\n[![{name}](/{rel}/{p.name}){{ .schematic-sheet }}]'
+                   f"(/{rel}/{p.name})\n<figcaption>{name}</figcaption>\n</figure>\n\n")
+        shown.add(p.stem)
+    sheets = [p for p in svgs if p.stem not in shown]
     if sheets:
-        out.append("The sheets (click a drawing for full size):\n\n")
+        out.append("The other sheets:\n\n")
         for p in sheets:
-            name = p.stem.removeprefix(top_stem + "-").replace("_", " ")
+            name = p.stem.removeprefix(top_stem + "-").replace("_", " ") \
+                if p.stem != top_stem else "top"
             out.append(f'??? abstract "{name}"\n    [![{name} sheet](/{rel}/{p.name})]'
                        f"(/{rel}/{p.name})\n\n")
     return "".join(out)

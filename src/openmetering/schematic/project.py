@@ -1,0 +1,350 @@
+"""The whole schematic: one sheet per function block, and a top sheet that shows them as a
+block diagram, power flowing along the top and signals between the blocks."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from ..errors import DesignError
+from . import layout as L
+from .drawing import Sheet
+from .geometry import GRID, Rect, r4, snap
+from .model import Design, Net, Part
+from .writer import PAPER
+
+STEP = L.STEP
+FRAME = 12.0  # KiCad's default page layout: border and reference band
+TITLE_BLOCK = (110.0, 34.0)  # its title block, from the frame's bottom-right corner
+MARGIN = 2 * STEP  # kept clear inside the frame
+FILL_TARGET = 0.40
+PAPERS = ("A5", "A4", "A3")
+
+
+@dataclass
+class Plan:
+    """Who talks to whom: the block diagram the sheets are drawn for."""
+
+    hub: str | None
+    side: dict[str, str]  # sheet -> "left"/"right" of the hub ("" for the hub)
+    ports: dict[str, dict[str, str]]  # sheet -> {net: label shape}
+    rail_ports: dict[str, list[tuple[str, str]]]  # sheet -> [(rail, shape)]
+    producers: dict[str, set[str]]  # rail -> sheets that produce it
+    flag_sheet: dict[str, str] = field(default_factory=dict)  # flag ref -> sheet
+
+
+def _shape(pins) -> str:
+    types = {p.etype for p in pins}
+    if types & {"output", "power_out", "open_collector", "open_emitter"}:
+        return "output"
+    if "bidirectional" in types or "tri_state" in types:
+        return "bidirectional"
+    if types & {"input", "power_in"}:
+        return "input"
+    return "passive"
+
+
+def producers_of(design: Design, net: Net) -> set[str]:
+    """Sheets that produce a rail: a power output on it, or else a path from one of the
+    sheet's connectors through its parts (a fuse, a diode, a FET) onto the rail."""
+    out = {p.part.sheet for p in net.pins if p.etype == "power_out" and not p.part.flag}
+    if out:
+        return out
+    for sheet in design.sheets:
+        parts = design.sheet_parts(sheet)
+        conns = [p for p in parts if L.is_connector(p)]
+        seen_nets: set[str] = set()
+        frontier = [pin.net for c in conns for pin in c.pins
+                    if pin.net is not None and not pin.net.rail]
+        reached = False
+        names = {p.ref for p in parts}
+        while frontier and not reached:
+            nxt = []
+            for n in frontier:
+                if n.name in seen_nets:
+                    continue
+                seen_nets.add(n.name)
+                for pin in n.pins:
+                    if pin.part.ref not in names or L.is_connector(pin.part):
+                        continue
+                    for other in pin.part.pins:
+                        if other.net is None or other.net is n:
+                            continue
+                        if other.net is net:
+                            reached = True
+                        elif not other.net.rail:
+                            nxt.append(other.net)
+            frontier = nxt
+        if reached:
+            out.add(sheet)
+    return out
+
+
+def plan(design: Design) -> Plan:
+    sheets = design.sheets
+    signal_nets = [n for n in design.nets if not n.rail and len(n.sheets() - {""}) > 1]
+    count = {s: sum(1 for n in signal_nets if s in n.sheets()) for s in sheets}
+    hub = max(sheets, key=lambda s: (count[s], -sheets.index(s))) if sheets else None
+    if hub is not None and count[hub] == 0:
+        hub = None
+    side: dict[str, str] = {}
+    hub_parts = {p.ref: p for p in design.sheet_parts(hub)} if hub else {}
+    for s in sheets:
+        if s == hub:
+            side[s] = ""
+            continue
+        votes = 0
+        for n in signal_nets:
+            if s in n.sheets() and hub in n.sheets():
+                for p in n.pins:
+                    if p.part.ref in hub_parts:
+                        votes += -1 if p.lib.outward[0] < 0 else 1
+        side[s] = "right" if votes > 0 else "left" if votes < 0 else "?"
+    # a block the hub does not talk to stands on the side of the block it talks to most (the
+    # front ends of a metering chip beside the chip), so its lines need not cross the hub
+    for _ in sheets:
+        for s in [s for s in sheets if side[s] == "?"]:
+            talk: dict[str, int] = {}
+            for n in signal_nets:
+                if s in n.sheets():
+                    for o in n.sheets() - {s, "", hub}:
+                        if side.get(o) in ("left", "right"):
+                            talk[side[o]] = talk.get(side[o], 0) + 1
+            if talk:
+                side[s] = max(sorted(talk), key=talk.get)
+    side = {s: "left" if v == "?" else v for s, v in side.items()}
+    ports: dict[str, dict[str, str]] = {s: {} for s in sheets}
+    for n in signal_nets:
+        for s in n.sheets():
+            if s:
+                ports[s][n.name] = _shape([p for p in n.pins if p.part.sheet == s])
+    rails = [n for n in design.nets if n.rail and not n.ground and len(n.sheets() - {""}) > 1]
+    producers = {n.name: producers_of(design, n) for n in rails}
+    rail_ports: dict[str, list[tuple[str, str]]] = {s: [] for s in sheets}
+    for n in rails:
+        for s in sorted(n.sheets() - {""}, key=sheets.index):
+            rail_ports[s].append((n.name, "output" if s in producers[n.name] else "input"))
+    # a power flag is drawn where its power comes from: the block producing its rail (for a
+    # ground, the first block producing any rail), else the first block the net is on
+    flag_sheet = {}
+    sources = [s for s in sheets if any(s in p for p in producers.values())]
+    for f in design.flags():
+        net = f.pins[0].net
+        if net is None:
+            raise DesignError(f"{f.ref}: a power flag on no net")
+        where = [s for s in sheets if s in net.sheets()]
+        prods = [s for s in sheets if s in producers.get(net.name, ())]
+        if not prods and net.ground:
+            prods = [s for s in sources if s in where]
+        flag_sheet[f.ref] = (prods or where or [""])[0]
+    return Plan(hub, side, ports, rail_ports, producers, flag_sheet)
+
+
+# --- paper -------------------------------------------------------------------------------------
+def drawable(paper: str) -> tuple[Rect, Rect]:
+    w, h = PAPER[paper]
+    frame = Rect(FRAME, FRAME, w - FRAME, h - FRAME)
+    tb = Rect(w - FRAME - TITLE_BLOCK[0] + 2, h - FRAME - TITLE_BLOCK[1] + 2, w - FRAME, h - FRAME)
+    return frame, tb
+
+
+def drawable_area(paper: str) -> float:
+    frame, tb = drawable(paper)
+    return frame.area - tb.area
+
+
+def item_rects(sheet: Sheet) -> list[Rect]:
+    rects = []
+    for s in sheet.symbols:
+        rects += [s.body()] + s.pin_rects() + s.field_rects() + s.pin_text_rects()
+    rects += [w.rect() for w in sheet.wires] + [lb.rect() for lb in sheet.labels]
+    for b in sheet.boxes:
+        rects += [b.rect(), b.name_rect(), b.file_rect()] + [p.rect() for p in b.pins]
+    from .font import ink_box
+
+    rects += [Rect(*ink_box(t, x, y, 1.27, "left")) for t, x, y in sheet.texts]
+    return rects
+
+
+def fit(sheet: Sheet, paper: str) -> tuple[float, float] | None:
+    """Offset that puts the drawing on `paper` clear of the frame and title block, centred
+    in the space above the title block when it fits there, else beside it."""
+    ext = sheet.extent()
+    frame, tb = drawable(paper)
+    inner = frame.grow(-MARGIN)
+    if ext.w > inner.w or ext.h > inner.h:
+        return None
+    rects = item_rects(sheet)
+    above = Rect(inner.x0, inner.y0, inner.x1, tb.y0 - MARGIN)
+    if ext.h <= above.h:
+        dx = above.cx - ext.cx
+        dy = above.cy - ext.cy
+        return snap(dx, STEP), snap(dy, STEP)
+    # taller: top-aligned, as far left as needed to stay off the title block
+    dy = inner.y0 - ext.y0
+    for dx in (inner.cx - ext.cx, inner.x0 - ext.x0):
+        dx, dyy = snap(dx, STEP), snap(dy, STEP)
+        if all(not r.move(dx, dyy).hits(tb.grow(MARGIN)) and
+               inner.grow(0.01).x0 <= r.move(dx, dyy).x0 and r.move(dx, dyy).x1 <= inner.x1 + 0.01 and
+               r.move(dx, dyy).y1 <= inner.y1 + 0.01 for r in rects):
+            return dx, dyy
+    return None
+
+
+def place_on_paper(sheet: Sheet) -> None:
+    for paper in PAPERS:
+        off = fit(sheet, paper)
+        if off is not None:
+            sheet.paper = paper
+            sheet.move(*off)
+            return
+    ext = sheet.extent()
+    raise DesignError(f"sheet {sheet.name or '/'}: the drawing ({ext.w:.0f} x {ext.h:.0f} mm) does "
+                      "not fit an A3 sheet at a readable scale; split the block into "
+                      "smaller subcircuits")
+
+
+def fill(sheet: Sheet) -> float:
+    ext = sheet.extent()
+    frame, tb = drawable(sheet.paper)
+    covered = ext.area
+    ov = Rect(max(ext.x0, tb.x0), max(ext.y0, tb.y0), min(ext.x1, tb.x1), min(ext.y1, tb.y1))
+    if ov.w > 0 and ov.h > 0:
+        covered -= ov.area
+    return covered / drawable_area(sheet.paper)
+
+
+NOTE_WIDTH = 72  # characters a line of a block's notes is wrapped at
+NOTE_PITCH = 2 * GRID  # between lines
+
+
+def with_notes(sheet: Sheet, text: str, where: str, width: int = NOTE_WIDTH) -> Sheet:
+    """A copy of the sheet with the block's notes (its docstring) below or beside it."""
+    import textwrap
+
+    out = copy.deepcopy(sheet)
+    if not text or where == "none":
+        return out
+    lines = []
+    for para in text.split("\n\n"):
+        lines += textwrap.wrap(" ".join(para.split()), width) + [""]
+    lines = lines[:-1]
+    ext = out.extent()
+    if where == "below":
+        x, y = ext.x0, ext.y1 + 3 * STEP
+    else:
+        x, y = ext.x1 + 4 * STEP, ext.y0 + STEP
+    x, y = snap(x, GRID), snap(y, GRID)
+    for i, line in enumerate(lines):
+        if line:
+            out.texts.append((line, x, r4(y + i * NOTE_PITCH)))
+    return out
+
+
+def smallest_paper(sheet: Sheet) -> str | None:
+    return next((p for p in PAPERS if fit(sheet, p) is not None), None)
+
+
+def draw_sheet(design: Design, name: str, parts: list[Part], plan_: Plan, rail_ports) -> Sheet:
+    """Lay out a sheet on the smallest paper it fits at KiCad's scale, with the block's notes
+    where they keep it smallest; groups are spread apart (up to twice their spacing) while
+    the drawing fills less than FILL_TARGET of that paper (a block on A5 rather than a speck
+    in the corner of an A4)."""
+    # power enters a power source through its connectors: those read left to right
+    source = any(name in sheets for sheets in plan_.producers.values())
+    connector_side = "left" if source or plan_.side.get(name, "left") in ("left", "") else "right"
+    ports = plan_.ports.get(name, {})
+    notes = design.notes.get(name, "")
+    best = None  # (paper index, -fill, sheet)
+    tries = [(loose, spread) for loose in (1, 2, 3) for spread in (1.0, 1.5, 2.0)]
+    lay = base = None
+    for loose, spread in tries:
+        if lay is None or lay.loose != loose:
+            if best is not None and best[0][0] > 0:
+                break  # drawing a bigger sheet looser does not help
+            lay = L.SheetLayout(design, name, parts, ports, rail_ports, connector_side, loose)
+            base = lay.run_blocks()
+        arranged = L.arrange_blocks(lay, copy.deepcopy(base), spread)
+        options = [("below", NOTE_WIDTH), ("right", NOTE_WIDTH), ("right", NOTE_WIDTH * 2 // 3),
+                   ("below", NOTE_WIDTH * 2 // 3)] if notes else []
+        for where, width in options + [("none", 0)]:
+            sheet = with_notes(arranged, notes, where, width)
+            paper = smallest_paper(sheet)
+            if paper is None:
+                continue
+            f = fill(_placed(sheet, paper))
+            # the smallest paper; then notes shown rather than left out; then the fuller
+            score = (PAPERS.index(paper), where == "none", -f)
+            if best is None or score < best[0]:
+                best = (score, sheet)
+        if best is not None and -best[0][2] >= FILL_TARGET:
+            break
+    if best is None:
+        lay = L.SheetLayout(design, name, parts, ports, rail_ports, connector_side)
+        sheet = L.arrange_blocks(lay, lay.run_blocks(), 1.0)
+        place_on_paper(sheet)  # raises, naming the drawing's size
+        return sheet
+    sheet = best[1]
+    place_on_paper(sheet)
+    return sheet
+
+
+def _placed(sheet: Sheet, paper: str) -> Sheet:
+    s = copy.deepcopy(sheet)
+    s.paper = paper
+    s.move(*fit(s, paper))
+    return s
+
+
+# --- the whole project -----------------------------------------------------------------------
+def sheet_file(project: str, sheet: str) -> str:
+    return f"{project}_{sheet}.kicad_sch"
+
+
+def generate(design: Design, project: str, titles: dict[str, str] | None = None) -> dict[str, str]:
+    """Every sheet of the design: {file name: .kicad_sch text}."""
+    from . import top as T
+    from .writer import render, uid
+
+    titles = titles or {}
+    pl = plan(design)
+    sheets: dict[str, Sheet] = {}
+    for name in design.sheets:
+        parts = design.sheet_parts(name) + [f for f in design.flags() if pl.flag_sheet[f.ref] == name]
+        sheets[name] = draw_sheet(design, name, parts, pl, pl.rail_ports.get(name, []))
+    files = {name: sheet_file(project, name) for name in design.sheets}
+    top, rails = T.layout_top(pl, design, files)
+    failed = T.route_top(top, rails)
+    if failed:
+        raise DesignError("top sheet: could not wire " + ", ".join(failed))
+    # the top sheet's own parts (mounting holes, power flags of rails) under the diagram
+    root_parts = design.sheet_parts("") + [f for f in design.flags() if pl.flag_sheet[f.ref] == ""]
+    if root_parts:
+        lay = L.SheetLayout(design, "", root_parts, {}, [], "left")
+        blocks = lay.run_blocks()
+        extra = L.arrange_blocks(lay, blocks, 1.0)
+        ext_top, ext_extra = top.extent(), extra.extent()
+        extra.move(snap(ext_top.x0 - ext_extra.x0, STEP), snap(ext_top.y1 + 2 * STEP - ext_extra.y0, STEP))
+        L.merge(top, extra)
+    L.finish(top)
+    place_on_paper(top)
+    # power symbols numbered across the project, sheet by sheet
+    n = 0
+    for sh in [top] + [sheets[s] for s in design.sheets]:
+        for sym in sh.symbols:
+            if sym.ref == "#PWR?":
+                n += 1
+                sym.ref = f"#PWR{n:03d}"
+                sym.ref_field.text = sym.ref
+    root_uuid = str(uid("root", project))
+    page_of = {name: (str(uid("sheet", name)), str(i + 2)) for i, name in enumerate(design.sheets)}
+    out = {}
+    top.title = titles.get("", design.name)
+    out[f"{project}.kicad_sch"] = render(top, project=project, root_uuid=root_uuid, sheet_uuid=None,
+                                         page_of=page_of)
+    for name in design.sheets:
+        sh = sheets[name]
+        sh.title = titles.get(name, name.replace("_", " "))
+        out[files[name]] = render(sh, project=project, root_uuid=root_uuid,
+                                  sheet_uuid=page_of[name][0])
+    return out
