@@ -6,10 +6,17 @@ OMD     := $(PY) -m openmetering
 PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
-.PHONY: all setup circuit netlist bom assertions board fab firmware contracts chain docs test \
-        demo bench bench-firmware bench-server bench-route bench-attest serve simulate ha-live lint lock clean
+.PHONY: all setup rebuild check-stamps circuit netlist bom assertions board render fab \
+        firmware esphome accuracy accuracy-chip openapi vectors contracts chain diagrams docs site \
+        test demo bench bench-firmware bench-server bench-route bench-attest bench-build serve \
+        simulate ha-live lint lock clean
 
-all: circuit board fab firmware contracts docs
+# Every stage declares its inputs and outputs in src/openmetering/pipeline.py; `omd build`
+# runs the stale ones (content stamps in stamps/, committed) on both cores and skips the rest,
+# so `make` with nothing changed starts no stage. A target builds what it names and what that
+# needs.
+all: setup
+	$(OMD) build
 
 setup: $(STAMP)
 $(STAMP): scripts/setup.sh scripts/setup-ha.sh scripts/ha-versions.txt pyproject.toml requirements.lock \
@@ -17,38 +24,33 @@ $(STAMP): scripts/setup.sh scripts/setup-ha.sh scripts/ha-versions.txt pyproject
 	scripts/setup.sh
 	@mkdir -p $(dir $@) && touch $@
 
+rebuild: setup  # every stage, stamps ignored, the board routed from scratch
+	$(OMD) build --force --from-scratch
+
+check-stamps: setup  # exit 1 unless every committed stamp describes the tree
+	$(OMD) build --check
+
 # --- hardware: circuit -> netlist + BOM -> board -> fab ----------------------------------
-circuit: netlist bom assertions
-
-netlist: setup
-	$(OMD) netlist
-
-bom: netlist
-	$(OMD) bom
+circuit: setup
+	$(OMD) build netlist bom assertions
 
 # the design assertions include the pin rules (firmware/pinmap.py against the netlist);
 # `python -m firmware.tools.pincheck` runs the same rules from the firmware side
-assertions: netlist
-	$(OMD) assertions
+netlist bom assertions render fab esphome accuracy accuracy-chip openapi vectors diagrams \
+  site: setup
+	$(OMD) build $@
 
-board: circuit
-	$(OMD) board build
-	$(OMD) board render
+board: setup
+	$(OMD) build board render
 
-fab: board
-	$(OMD) fab
-
-# --- firmware ------------------------------------------------------------------------------
-firmware: circuit
-	$(PY) -m firmware.tools.gen_esphome
-	$(PY) -m firmware.tools.bench --no-speed --out docs/generated/accuracy.md
-	$(PY) -m firmware.tools.bench_chip --out docs/generated/accuracy-chip.md > /dev/null
+# --- firmware and docs -------------------------------------------------------------------
+firmware: setup
+	$(OMD) build esphome accuracy accuracy-chip
 
 # --- contracts and the local chain ----------------------------------------------------------
+# attestation vectors, forge build and the gas report page
 contracts: setup
-	$(PY) -m omd_server.attestation vectors
-	$(OMD) chain build
-	$(OMD) chain gas-report
+	$(OMD) build contracts
 
 # anvil on 127.0.0.1:8545, state in var/chain/, deployment file var/chain/local.json, then the
 # Chainlink Functions oracle and the local DON (fetching from the server on :8080); Ctrl-C stops
@@ -59,16 +61,18 @@ chain: setup
 demo: setup
 	$(OMD) chain demo
 
-# --- docs ------------------------------------------------------------------------------------
-docs: circuit board fab firmware contracts
-	$(PY) -m omd_server.openapi
-	$(OMD) docs build
+docs: setup
+	$(OMD) build site
 
 # --- tests and benchmarks --------------------------------------------------------------------
 test: setup
 	$(PYTEST) -q
 
 bench: bench-firmware bench-server bench-route bench-attest
+
+bench-build: setup  # no-op and one-line-change build times, and KiBot on the same outputs
+	tools/kibot/setup.sh
+	$(PY) -m openmetering.buildbench
 
 bench-firmware: setup
 	$(PY) -m firmware.tools.bench

@@ -51,7 +51,7 @@ def _board(a, paths):
             print(paths.rel(p))
         return None
     return build.build(paths, force=a.force, netlist=a.netlist, out=a.out,
-                       place_only=a.place_only, no_pour=a.no_pour)
+                       place_only=a.place_only, no_pour=a.no_pour, from_scratch=a.from_scratch)
 
 
 def _checks(a, paths):
@@ -69,12 +69,24 @@ def _fab(a, paths):
 
 
 def _docs(a, paths):
-    from .docs import site
+    from .docs import diagrams, site
 
     if a.root:
         paths = ProjectPaths.at(a.root)
-    return {"generate": site.generate, "build": site.build,
-            "inputs": site.describe_inputs}[a.action](paths)
+    if a.action == "generate":
+        return site.generate(paths, diagrams=not a.no_diagrams)
+    if a.action == "build":
+        return site.build(paths, generate_pages=not a.no_generate)
+    return {"diagrams": diagrams.render, "inputs": site.describe_inputs}[a.action](paths)
+
+
+def _build(a, paths):
+    from . import pipeline
+
+    if a.check:
+        return pipeline.check(paths)
+    return pipeline.run(a.stages, paths, force=a.force, from_scratch=a.from_scratch,
+                        jobs=a.jobs, explain=a.explain)
 
 
 def _router_compare(a, paths):
@@ -114,6 +126,14 @@ def parser() -> argparse.ArgumentParser:
         s.set_defaults(run=run)
         return s
 
+    s = stage("build", _build, "bring stages (default: all) up to date, skipping current ones")
+    s.add_argument("stages", nargs="*", metavar="STAGE", help="and everything upstream")
+    s.add_argument("--jobs", "-j", type=int, help="stages at a time (default: one per core)")
+    _flags(s, force="run every selected stage, current or not",
+           from_scratch="route the board from scratch instead of updating its routes",
+           explain="say why each stage runs or is current",
+           check="exit 1 unless every committed stamp describes the tree (runs nothing)")
+
     s = stage("netlist", _netlist, "circuit -> ERC -> schematic, KiCad netlist, ERC report")
     _paths(s, kicad_dir="write the schematic and netlist here", reports_dir="write erc.json here")
     _flags(s, no_docs="skip the schematic PDF/SVG")
@@ -124,9 +144,11 @@ def parser() -> argparse.ArgumentParser:
 
     actions = stage("board", _board, "build, verify or render the board").add_subparsers(
         dest="action", required=True)
-    b = actions.add_parser("build", help="place, route and pour when the inputs changed")
+    b = actions.add_parser("build", help="place, route and pour, keeping the committed routes "
+                                         "the netlist change does not reach")
     _paths(b, netlist="build from this netlist instead", out="write the board here instead")
-    _flags(b, force="rebuild even when current",
+    _flags(b, force="route from scratch when the committed routes were made so (proves them)",
+           from_scratch="route every net from scratch",
            place_only="placement preview: no routing (seconds; goes to build/preview/)",
            no_pour="no GND pours or stitching vias")
     actions.add_parser("verify", help="exit 1 unless the committed board matches its inputs")
@@ -144,8 +166,10 @@ def parser() -> argparse.ArgumentParser:
     _paths(stage("fab", _fab, "board -> JLCPCB, PCBWay and panel packages"),
            pcb="", out="default hardware/fab/")
     s = stage("docs", _docs, "generate the site's pages, build the site")
-    s.add_argument("action", choices=["generate", "build", "inputs"])
+    s.add_argument("action", choices=["generate", "build", "diagrams", "inputs"])
     _paths(s, root="repository root (tests use a copy)")
+    _flags(s, no_diagrams="generate: leave the PlantUML drawings to `docs diagrams`",
+           no_generate="build: run mkdocs on the pages as they are")
     s = stage("chain", _chain, "contracts: forge build, local anvil chain + deployment, "
               "meter registration, gas report (omd chain -h)", add_help=False)
     s.add_argument("args", nargs=argparse.REMAINDER)

@@ -19,12 +19,15 @@ servers that run beside the caller (anvil) start with `spawn` and end with `stop
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import clock
@@ -47,25 +50,47 @@ def libfaketime() -> Path:
     return found[0]
 
 
+_EMPTY_SCH = '(kicad_sch (version 20250114) (generator "eeschema") (paper "A4"))\n'
+_EMPTY_PCB = '(kicad_pcb (version 20241229) (generator "pcbnew"))\n'
+
+
 def config_home(paths: ProjectPaths | None = None) -> Path:
-    """The private KiCad configuration home, with KiCad's stock library tables in it."""
+    """The private KiCad configuration home, with KiCad's stock library tables in it.
+
+    KiCad writes its settings files there on first use. Several KiCad programs run side by
+    side, and two of them creating the same file at once can read each other's half-written
+    JSON: so the first caller (under a lock, across processes) lets KiCad write them all
+    once, from empty files, before any real work."""
     home = (paths or project()).kicad_config
     versioned = home / VERSION_DIR
+    ready = versioned / ".ready"
+    if ready.exists():
+        return home
     versioned.mkdir(parents=True, exist_ok=True)
-    for table in ("sym-lib-table", "fp-lib-table"):
-        dest = versioned / table
-        if not dest.exists():
+    with open(home / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ready.exists():  # another process did it while we waited
+            return home
+        for table in ("sym-lib-table", "fp-lib-table"):
             src = TEMPLATE_DIR / table
             if not src.is_file():
                 raise ToolError(f"{src} missing: install KiCad 9 (scripts/setup.sh)")
-            tmp = dest.with_suffix(f".{os.getpid()}.tmp")
-            shutil.copyfile(src, tmp)
-            tmp.replace(dest)
+            shutil.copyfile(src, versioned / table)
+        environment = _frozen(home)
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            (work / "e.kicad_sch").write_text(_EMPTY_SCH)
+            (work / "e.kicad_pcb").write_text(_EMPTY_PCB)
+            for args in (("sch", "export", "netlist", "-o", "e.net", "e.kicad_sch"),
+                         ("pcb", "export", "pos", "-o", "e.pos", "e.kicad_pcb"),
+                         ("pcb", "render", "-o", "e.png", "e.kicad_pcb")):
+                run(["kicad-cli", *args], what="KiCad settings set-up", cwd=work,
+                    env=environment)
+        ready.write_text("")
     return home
 
 
-def env(paths: ProjectPaths | None = None, extra: Mapping[str, str] | None = None) -> dict:
-    """The environment of every KiCad call."""
+def _frozen(home: Path) -> dict:
     out = dict(os.environ)
     out.update(LIBRARY_VARS)
     out.update({
@@ -74,12 +99,50 @@ def env(paths: ProjectPaths | None = None, extra: Mapping[str, str] | None = Non
         # timeouts and progress inside KiCad keep a real monotonic clock
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         "TZ": "UTC",
-        "KICAD_CONFIG_HOME": str(config_home(paths)),
+        "KICAD_CONFIG_HOME": str(home),
         "PYTHONHASHSEED": "0",
     })
+    return out
+
+
+def env(paths: ProjectPaths | None = None, extra: Mapping[str, str] | None = None) -> dict:
+    """The environment of every KiCad call."""
+    out = _frozen(config_home(paths))
     if extra:
         out.update(extra)
     return out
+
+
+def unfrozen_env(home: Path, extra: Mapping[str, str] | None = None) -> dict:
+    """KiCad's library variables and the configuration home `home`, but a running clock:
+    for tools that are timed, not compared (KiBot in the build benchmark). KiAuto waits with
+    time.sleep, which fails with EINVAL under the frozen clock (libfaketime 0.9.10 turns the
+    absolute monotonic deadline of clock_nanosleep into an invalid one)."""
+    out = {k: v for k, v in os.environ.items() if not k.startswith("FAKETIME")
+           and k != "LD_PRELOAD"}
+    out.update(LIBRARY_VARS)
+    out.update({"KICAD_CONFIG_HOME": str(home), "TZ": "UTC", "PYTHONHASHSEED": "0"})
+    out.update(extra or {})
+    return out
+
+
+def jobs() -> int:
+    """How many programs to run at once: one per core."""
+    return os.cpu_count() or 1
+
+
+def pool() -> ThreadPoolExecutor:
+    """Threads that each wait on one program, one per core: independent KiCad calls of a
+    stage run side by side."""
+    return ThreadPoolExecutor(max_workers=jobs())
+
+
+def concurrently(*calls: Callable) -> list:
+    """Run independent calls (each one or more programs) side by side; their results in
+    order. The first failure is raised once the others have finished."""
+    with pool() as p:
+        futures = [p.submit(c) for c in calls]
+        return [f.result() for f in futures]
 
 
 def _tail(proc_out: str | bytes | None) -> str:
@@ -106,6 +169,25 @@ def run(argv: Sequence[str], *, what: str, cwd: Path | None = None,
         raise ToolError(f"{what} failed (exit {proc.returncode}): {' '.join(map(str, argv))}\n"
                         f"{_tail(proc.stdout)}{_tail(proc.stderr)}")
     return proc
+
+
+def stream(argv: Sequence[str], *, what: str, cwd: Path | None = None,
+           env: Mapping[str, str] | None = None, on_line=print) -> int:
+    """Run a program, handing each line of its output (stdout and stderr together) to
+    `on_line` as it comes; returns the exit status."""
+    exe = argv[0]
+    if os.sep not in exe and shutil.which(exe) is None:
+        raise ToolError(f"{what}: '{exe}' not found on PATH (scripts/setup.sh installs it)")
+    try:
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env) if env is not None else None,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", bufsize=1)
+    except OSError as e:
+        raise ToolError(f"{what}: cannot run {exe}: {e.strerror}") from None
+    with proc:
+        for line in proc.stdout:
+            on_line(line.rstrip("\n"))
+    return proc.returncode
 
 
 def cli(*args: str | Path, cwd: Path | None = None, check: bool = True,

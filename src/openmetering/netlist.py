@@ -25,7 +25,7 @@ from . import circuit as design
 from . import kicad, sexpr
 from .errors import CheckFailed
 from .paths import ProjectPaths, project
-from .repro import write_text_if_changed
+from .repro import copy_if_changed, write_text_if_changed
 
 # SKiDL ERC warnings we accept, each with its reason. Anything else fails the build.
 ERC_WAIVERS: list[tuple[str, str]] = []
@@ -106,14 +106,15 @@ def write_schematic(circuit, out_dir: Path, name: str) -> list[Path]:
     return written
 
 
-def export_kicad_netlist(schematic: Path, out: Path, source: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "k.net"
-        kicad.cli("sch", "export", "netlist", "--format", "kicadsexpr", "-o", raw,
-                  schematic.name, cwd=schematic.parent)
-        text = raw.read_text()
+def export_kicad_netlist(schematic: Path, out: Path) -> None:
+    """KiCad's own netlist of the schematic (its source path is the caller's to fix)."""
+    kicad.cli("sch", "export", "netlist", "--format", "kicadsexpr", "-o", out,
+              schematic.name, cwd=schematic.parent)
+
+
+def write_netlist(raw: Path, out: Path, source: str) -> None:
     # The source path is absolute (and here a temporary copy): name the repository's file.
-    text = re.sub(r'\(source "[^"]*"\)', f'(source "{source}")', text)
+    text = re.sub(r'\(source "[^"]*"\)', f'(source "{source}")', raw.read_text())
     write_text_if_changed(out, text)
 
 
@@ -136,6 +137,29 @@ def run_kicad_erc(schematic: Path) -> dict:
     return {"violations": sorted(counted),
             "waived": {k: {"count": n, "reason": KICAD_ERC_WAIVERS[k]}
                        for k, n in sorted(waived.items())}}
+
+
+def export_schematic_pdf(schematic: Path, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kicad.cli("sch", "export", "pdf", "-o", out_dir / f"{schematic.stem}-schematic.pdf",
+              schematic.name, cwd=schematic.parent)
+
+
+def export_schematic_svg(schematic: Path, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kicad.cli("sch", "export", "svg", "-o", out_dir, schematic.name, cwd=schematic.parent)
+
+
+def sync_pictures(staged: Path, out_dir: Path) -> None:
+    """The schematic's PDF, SVGs and pictures as staged: unchanged files left alone, stale
+    ones gone."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in staged.iterdir()}
+    for old in out_dir.iterdir():
+        if old.is_file() and old.name not in names:
+            old.unlink()
+    for p in sorted(staged.iterdir()):
+        copy_if_changed(p, out_dir / p.name)
 
 
 SCREENSHOT_DPI = 200  # 1.27 mm text is 10 px tall: readable at 100 % zoom
@@ -163,24 +187,15 @@ def screenshot_sheets(top: Path) -> list[tuple[str, int]]:
     return [(top.stem, 1), (hub[0], hub[1])] + ([(busy[0], busy[1])] if busy else [])
 
 
-def export_schematic_docs(schematic: Path, out_dir: Path) -> None:
-    """The sheets for the docs: one PDF, an SVG per sheet, and PNG pictures (KiCad's plot
-    rasterised by poppler at SCREENSHOT_DPI) of the sheets the hardware page shows."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pdf = out_dir / f"{schematic.stem}-schematic.pdf"
-    kicad.cli("sch", "export", "pdf", "-o", pdf, schematic.name, cwd=schematic.parent)
-    with tempfile.TemporaryDirectory() as tmp:
-        kicad.cli("sch", "export", "svg", "-o", tmp, schematic.name, cwd=schematic.parent)
-        for old in list(out_dir.glob("*.svg")) + list(out_dir.glob("*.png")):
-            old.unlink()
-        for svg in sorted(Path(tmp).glob("*.svg")):
-            shutil.copyfile(svg, out_dir / svg.name)
-        for stem, page in screenshot_sheets(schematic):
-            name = schematic.stem + stem.removeprefix(schematic.stem).replace("_", "-", 1)
-            kicad.run(["pdftoppm", "-png", "-r", str(SCREENSHOT_DPI), "-f", str(page), "-l",
-                       str(page), "-singlefile", str(pdf), str(Path(tmp) / name)],
-                      what=f"pdftoppm (sheet {stem})")
-            shutil.copyfile(Path(tmp) / f"{name}.png", out_dir / f"{name}.png")
+def export_screenshots(schematic: Path, staged: Path) -> None:
+    """PNG pictures (the staged PDF rasterised by poppler at SCREENSHOT_DPI) of the sheets the
+    hardware page shows."""
+    pdf = staged / f"{schematic.stem}-schematic.pdf"
+    for stem, page in screenshot_sheets(schematic):
+        name = schematic.stem + stem.removeprefix(schematic.stem).replace("_", "-", 1)
+        kicad.run(["pdftoppm", "-png", "-r", str(SCREENSHOT_DPI), "-f", str(page), "-l",
+                   str(page), "-singlefile", str(pdf), str(staged / name)],
+                  what=f"pdftoppm (sheet {stem})")
 
 
 def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> dict:
@@ -197,26 +212,36 @@ def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> di
     # KiCad reads the project file (.kicad_pro, the board's net classes and rule severities)
     # beside a schematic: work on a copy of the sheets alone, so every output here is a
     # function of the circuit only.
+    # ERC, the netlist and the pictures are independent KiCad calls: side by side, into a
+    # scratch folder; nothing reaches the tree unless ERC passes.
     with tempfile.TemporaryDirectory() as tmp:
+        sheets, staged = Path(tmp) / "sheets", Path(tmp) / "pictures"
+        sheets.mkdir()
         for sheet in paths.kicad.glob(f"{paths.name}*.kicad_sch"):
-            shutil.copyfile(sheet, Path(tmp) / sheet.name)
-        schematic = Path(tmp) / paths.schematic.name
-        kerc = run_kicad_erc(schematic)
+            shutil.copyfile(sheet, sheets / sheet.name)
+        schematic = sheets / paths.schematic.name
+        raw = Path(tmp) / "kicad.net"
+        kerc, *_ = kicad.concurrently(
+            lambda: run_kicad_erc(schematic),
+            lambda: export_kicad_netlist(schematic, raw),
+            *([lambda: export_schematic_pdf(schematic, staged),
+               lambda: export_schematic_svg(schematic, staged)] if docs else []))
         if kerc["violations"]:
             raise CheckFailed("KiCad schematic ERC failed:\n  " + "\n  ".join(kerc["violations"]))
         canonical = ProjectPaths.at(paths.root)
-        export_kicad_netlist(schematic, paths.netlist, canonical.rel(canonical.schematic))
+        write_netlist(raw, paths.netlist, canonical.rel(canonical.schematic))
         # the drawing's own rules (text clear of text, bodies and wires; paper and fill;
         # decoupling wired beside its pin; every net named), read back from the files
         from .schematic import rules
 
-        drawn = rules.check(sorted(Path(tmp).glob(f"{paths.name}*.kicad_sch")), paths.netlist)
+        drawn = rules.check(sorted(sheets.glob(f"{paths.name}*.kicad_sch")), paths.netlist)
         if drawn["violations"]:
             raise CheckFailed("schematic rules failed:\n  " + "\n  ".join(drawn["violations"]))
         write_text_if_changed(paths.reports / "schematic.json",
                               json.dumps(rules.summary(drawn), indent=2) + "\n")
         if docs:
-            export_schematic_docs(schematic, paths.schematic_pictures)
+            export_screenshots(schematic, staged)
+            sync_pictures(staged, paths.schematic_pictures)
 
     report = {
         "parts": len([p for p in circuit.parts if not p.ref.startswith("#")]),

@@ -11,6 +11,7 @@ Hand-written inputs and generated outputs sit in separate folders:
     hardware/reports/        ERC and design-assertion reports      (generated)
     hardware/fab/            order packages: jlcpcb/, pcbway/, panel/    (generated)
     docs/generated/          pages, pictures and fragments of the site   (generated)
+    stamps/                  each stage's input and output hashes (`omd build`)
     build/                   scratch space, never committed
 
 The folders that a test may redirect (outputs) are fields; files inside them are properties,
@@ -55,6 +56,7 @@ class ProjectPaths:
     fab: Path
     generated_docs: Path
     build: Path  # scratch
+    stamps: Path  # what each stage was last built from (committed with the outputs)
     name: str = "open-meter"  # stem of every design file
 
     @classmethod
@@ -63,7 +65,7 @@ class ProjectPaths:
         hw = root / "hardware"
         return cls(root=root, kicad=hw / "kicad", bom=hw / "bom", reports=hw / "reports",
                    fab=hw / "fab", generated_docs=root / "docs" / "generated",
-                   build=root / "build")
+                   build=root / "build", stamps=root / "stamps")
 
     # --- hand-written inputs ------------------------------------------------------------
     pyproject, hardware, firmware, contract, docs, mkdocs = _below(

@@ -716,7 +716,7 @@ def board_problem():
 
     paths = project()
     spec = load_spec(paths.placement)
-    lay = build.place_board(spec, build.source_netlist(paths))
+    lay = build.place_board(spec, paths.netlist)
     return routing.problem(lay, h=spec["routing"]["grid"]), spec["routing"]["max_ripups"]
 
 

@@ -4,9 +4,10 @@ run through the KiCad runner."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from .. import kicad
+from .. import kicad, sexpr
 from ..errors import MissingInput
 
 _FACTS = r"""
@@ -63,3 +64,19 @@ def facts(pcb: Path) -> dict:
 def footprints(pcb: Path) -> dict[str, tuple[str, str, dict[str, list[str]], bool, str]]:
     """{ref: (footprint id, value, {pad: [nets]}, board only, PartID)}."""
     return {ref: tuple(v) for ref, v in _read(_FOOTPRINTS, pcb, "footprints").items()}
+
+
+def visible_digest(pcb: Path) -> str:
+    """A hash of everything in the board file a picture of it can show: the file with the
+    text of every hidden property (a footprint's value, MPN, LCSC number...) left out. A
+    change of value or order number keeps it, so the renders are not made again for it."""
+    tree = sexpr.parse(Path(pcb).read_text(encoding="utf-8"), source=str(pcb))
+
+    def strip(node):
+        if not isinstance(node, list):
+            return node
+        if node and node[0] == "property" and ["hide", "yes"] in node:
+            return ["property", node[1], "", *[strip(c) for c in node[3:]]]
+        return [strip(c) for c in node]
+
+    return hashlib.sha256(repr(strip(tree)).encode()).hexdigest()

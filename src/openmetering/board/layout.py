@@ -14,6 +14,9 @@ from ..errors import DesignError
 from ..kicadnet import ref_key
 
 UUID_SEED = 0x0D0E
+# the pours' UUIDs come from a sequence of their own: however many items routing made (a
+# route from scratch, kept routes, a few nets re-routed), the same zones get the same UUIDs
+POUR_SEED = 0x0D0F
 # netlist fields that pcbnew gives every footprint anyway
 STANDARD_FIELDS = ("Footprint", "Datasheet", "Description", "Reference", "Value")
 

@@ -1,6 +1,9 @@
 """Placement: parts the spec places go where it says ([parts], [[hole]]); groups (decoupling)
 go next to their anchor pin; every other part goes on the free grid spot that minimises its
-connection length to what is already placed, most-connected first."""
+connection length to what is already placed, most-connected first.
+
+An update of the committed board (`reuse`) keeps every footprint it already has where it is,
+as KiCad's "update PCB from schematic" does, and places only the new ones around them."""
 
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ from .layout import Layout
 
 
 class Placer:
-    def __init__(self, layout: Layout):
+    def __init__(self, layout: Layout, keep: dict | None = None):
         self.lay = layout
         self.spec = layout.spec
         self.auto_placed: set[str] = set()
+        # ref -> (x nm, y nm, orientation deg, layer name) on the committed board
+        self.keep = {r: k for r, k in (keep or {}).items() if r in layout.fps}
 
     def place(self):
         lay = self.lay
@@ -29,6 +34,10 @@ class Placer:
         for hole in self.spec.get("hole", []):
             self.put(hole["ref"], hole["at"], 0, "F")
             placed[hole["ref"]] = True
+        for ref, (x, y, rot, layer) in sorted(self.keep.items()):
+            if ref not in placed:
+                self.put_exact(ref, x, y, rot, "B" if layer == "B.Cu" else "F")
+                placed[ref] = True
         occupied = [self.box(ref) for ref in placed]
         keepouts = [tuple(k["rect"]) for k in self.spec.get("keepout", []) + self.spec.get("reserve", [])]
         # groups first (decoupling at their pins), then everything else next to what it
@@ -68,6 +77,14 @@ class Placer:
         pcbnew = self.lay.pcbnew
         fp = self.lay.fps[ref]
         fp.SetPosition(self.lay.P(*at))
+        if side == "B" and not fp.IsFlipped():
+            fp.Flip(fp.GetPosition(), pcbnew.FLIP_DIRECTION_LEFT_RIGHT)
+        fp.SetOrientationDegrees(rot)
+
+    def put_exact(self, ref, x_nm, y_nm, rot, side):
+        pcbnew = self.lay.pcbnew
+        fp = self.lay.fps[ref]
+        fp.SetPosition(pcbnew.VECTOR2I(int(x_nm), int(y_nm)))
         if side == "B" and not fp.IsFlipped():
             fp.Flip(fp.GetPosition(), pcbnew.FLIP_DIRECTION_LEFT_RIGHT)
         fp.SetOrientationDegrees(rot)
@@ -158,9 +175,9 @@ class Placer:
         self.auto_placed.add(ref)
 
     def is_placed(self, ref):
-        return ref in self.spec.get("parts", {}) or ref in self.auto_placed or ref in {
-            h["ref"] for h in self.spec.get("hole", [])}
+        return ref in self.spec.get("parts", {}) or ref in self.auto_placed or \
+            ref in self.keep or ref in {h["ref"] for h in self.spec.get("hole", [])}
 
 
-def place(layout: Layout) -> None:
-    Placer(layout).place()
+def place(layout: Layout, keep: dict | None = None) -> None:
+    Placer(layout, keep).place()

@@ -13,7 +13,7 @@ from .. import kicad
 from ..errors import MissingInput
 from ..paths import ProjectPaths, project
 from ..repro import write_text_if_changed
-from . import diagrams
+from . import diagrams as drawings
 from .core import Fragment, Input
 from .pages import FAMILIES
 
@@ -50,10 +50,11 @@ def check_inputs(paths: ProjectPaths) -> None:
                            + lines)
 
 
-def generate(paths: ProjectPaths | None = None) -> list[str]:
+def generate(paths: ProjectPaths | None = None, diagrams: bool = True) -> list[str]:
     paths = paths or project()
     check_inputs(paths)
-    diagrams.render(paths)
+    if diagrams:
+        drawings.render(paths)
     written = []
     for frag in fragments():
         write_text_if_changed(paths.docs_include / f"{frag.name}.md", frag.render(paths))
@@ -64,9 +65,10 @@ def generate(paths: ProjectPaths | None = None) -> list[str]:
     return written
 
 
-def build(paths: ProjectPaths | None = None, site_dir=None) -> None:
+def build(paths: ProjectPaths | None = None, site_dir=None, generate_pages: bool = True) -> None:
     paths = paths or project()
-    generate(paths)
+    if generate_pages:
+        generate(paths)
     extra = ["-d", str(site_dir)] if site_dir else []
     kicad.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-f",
                str(paths.mkdocs), *extra], what="mkdocs build --strict", cwd=paths.root,

@@ -13,13 +13,14 @@ import json
 import tempfile
 from pathlib import Path
 
+from .. import kicad
 from .. import parts as catalogue
 from ..board import facts
 from ..errors import MissingInput
 from ..paths import ProjectPaths, project
 from ..repro import write_text_if_changed
 from . import jlcpcb, panel, pcbway
-from .common import sync_dir
+from .common import Plots, plot_all, sync_dir
 
 HOUSES = ("jlcpcb", "pcbway", "panel")
 ORDER = {"layers": 2, "thickness_mm": 1.6, "material": "FR-4 TG135-140",
@@ -38,15 +39,27 @@ def build(paths: ProjectPaths | None = None, pcb: Path | None = None, out: Path 
     if not pcb.exists():
         raise MissingInput(f"{pcb}: board missing; run the board stage first (make board)")
     cat = catalogue.load(paths.parts)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, kicad.pool() as pool:
+        # KiCad calls on every core, the longest chain (panelize, then the panel's DRC and
+        # plots) first; each board file is plotted once for both houses
         tmp = Path(tmp)
-        rows = jlcpcb.write(pcb, tmp / "jlcpcb", tmp, paths.name, cat, paths.rotations)
-        pcbway.write(pcb, tmp / "pcbway", tmp, paths.name, paths.bom_csv)
-        panel_drc = panel.write(pcb, tmp / "panel", tmp, paths.name, paths.panel_preset)
+        panel_pcb = tmp / "panel" / f"{paths.name}-panel.kicad_pcb"
+        made = pool.submit(panel.make_panel, pcb, panel_pcb, paths.panel_preset)
+        board = plot_all(pcb, tmp, pool)
+        board_facts = pool.submit(facts.facts, pcb)
+        made.result()
+        panel_drc_f = pool.submit(panel.drc_report, panel_pcb,
+                                  panel_pcb.with_name(f"{paths.name}-panel-drc.json"))
+        panel_files = pool.submit(panel.plots, panel_pcb, tmp)
+        plots = Plots(**{k: f.result() for k, f in board.items()})
+        rows = jlcpcb.write(plots, tmp / "jlcpcb", paths.name, cat, paths.rotations)
+        pcbway.write(plots, tmp / "pcbway", paths.name, paths.bom_csv)
+        panel.write(tmp / "panel", paths.name, panel_files.result())
+        panel_drc = panel_drc_f.result()
         written = []
         for house in HOUSES:
             written += sync_dir(tmp / house, out / house)
-    board = facts.facts(pcb)
+    board = board_facts.result()
     summary = {
         "board": {k: board[k] if isinstance(board[k], int) else round(board[k], 3)
                   for k in SUMMARY_BOARD},

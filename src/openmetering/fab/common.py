@@ -1,9 +1,15 @@
 """What every fab package needs: Gerber and drill plots, KiCad's position file, the plot set
-as a reproducible zip, CSV writing, and folder syncing that leaves unchanged files alone."""
+as a reproducible zip, CSV writing, and folder syncing that leaves unchanged files alone.
+
+The plots of a board are made once per stage (`Plots`), not once per fab house: JLCPCB and
+PCBWay take the same Gerbers and position file and differ only in how the drill is split.
+`plot_all` starts them side by side on the stage's pool (`kicad.pool`)."""
 
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -34,11 +40,9 @@ def plot_drill(pcb: Path, out: Path, separate: bool) -> list[Path]:
     return sorted(out.glob("*.drl"))
 
 
-def gerber_package(pcb: Path, plots: Path, dest: Path, zip_name: str, separate_drill: bool,
-                   loose: bool = True) -> list[Path]:
-    """Gerbers and drill of `pcb` plotted into `plots`, zipped into dest/zip_name and, with
-    `loose`, copied beside the zip for review."""
-    files = plot_gerbers(pcb, plots) + plot_drill(pcb, plots, separate=separate_drill)
+def gerber_package(files: list[Path], dest: Path, zip_name: str, loose: bool = True) -> list[Path]:
+    """Plotted Gerbers and drill files zipped into dest/zip_name and, with `loose`, copied
+    beside the zip for review."""
     write_zip(dest / zip_name, {p.name: p.read_bytes() for p in files})
     if loose:
         for p in files:
@@ -55,6 +59,30 @@ def positions(pcb: Path) -> pd.DataFrame:
         df = pd.read_csv(pos, dtype={"Ref": str, "Val": str, "Package": str})
     return df.rename(columns={"Ref": "ref", "Val": "value", "Package": "package",
                               "PosX": "x", "PosY": "y", "Rot": "rot", "Side": "side"})
+
+
+@dataclass
+class Plots:
+    """Everything the fab houses take from one board, each made once."""
+    gerbers: list[Path]
+    drill_split: list[Path]  # PTH and NPTH apart
+    drill_merged: list[Path]  # one Excellon file
+    positions: pd.DataFrame
+    footprints: dict  # facts.footprints of the board
+
+
+def plot_all(pcb: Path, scratch: Path, pool: ThreadPoolExecutor) -> dict[str, Future]:
+    """Start every plot of the board; `Plots(**{k: f.result()})` once they are done."""
+    from ..board import facts
+
+    calls = {
+        "gerbers": lambda: plot_gerbers(pcb, scratch / "gerbers"),
+        "drill_split": lambda: plot_drill(pcb, scratch / "drill-split", separate=True),
+        "drill_merged": lambda: plot_drill(pcb, scratch / "drill-merged", separate=False),
+        "positions": lambda: positions(pcb),
+        "footprints": lambda: facts.footprints(pcb),
+    }
+    return {name: pool.submit(fn) for name, fn in calls.items()}
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:

@@ -11,10 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from .. import parts as catalogue
-from ..board import facts
 from ..errors import DesignError
 from ..kicadnet import ref_key
-from .common import gerber_package, positions, write_csv
+from .common import Plots, gerber_package, write_csv
 
 MAX_DESIGNATORS = 200  # per BOM line, JLCPCB's limit
 
@@ -40,10 +39,10 @@ def correction(footprint: str, table) -> tuple[float, float, float]:
     return 0.0, 0.0, 0.0
 
 
-def assembly_rows(pcb: Path, cat: catalogue.Catalog) -> pd.DataFrame:
+def assembly_rows(plots: Plots, cat: catalogue.Catalog) -> pd.DataFrame:
     """One row per part the fab places: position, catalogue entry."""
-    pos = positions(pcb)
-    ids = {ref: fp[4] for ref, fp in facts.footprints(pcb).items()}
+    pos = plots.positions
+    ids = {ref: fp[4] for ref, fp in plots.footprints.items()}
     rows = []
     for _, r in pos.iterrows():
         key = ids.get(r["ref"], "")
@@ -84,12 +83,11 @@ def cpl(rows: pd.DataFrame, table) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["Designator", "Mid X", "Mid Y", "Layer", "Rotation"])
 
 
-def write(pcb: Path, dest: Path, scratch: Path, name: str, cat: catalogue.Catalog,
+def write(plots: Plots, dest: Path, name: str, cat: catalogue.Catalog,
           rotations: Path) -> pd.DataFrame:
     """The JLCPCB package into dest; returns the assembly rows."""
-    gerber_package(pcb, scratch / "jlc-plots", dest, f"{name}-jlcpcb-gerbers.zip",
-                   separate_drill=True)
-    rows = assembly_rows(pcb, cat)
+    gerber_package(plots.gerbers + plots.drill_split, dest, f"{name}-jlcpcb-gerbers.zip")
+    rows = assembly_rows(plots, cat)
     write_csv(bom(rows), dest / f"{name}-jlcpcb-bom.csv")
     write_csv(cpl(rows, load_rotations(rotations)), dest / f"{name}-jlcpcb-cpl.csv")
     return rows

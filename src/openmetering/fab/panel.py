@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import kicad
 from ..errors import ToolError
 from ..repro import copy_if_changed, write_text_if_changed
-from .common import gerber_package
+from .common import gerber_package, plot_drill, plot_gerbers
 
 UUID_SEED = 20000101
 SCRIPT = f"""
@@ -63,12 +63,11 @@ def drc_report(pcb: Path, out_json: Path) -> dict:
     return summary
 
 
-def write(pcb: Path, dest: Path, scratch: Path, name: str, preset: Path) -> dict:
-    """The panel package into dest; returns its DRC summary."""
-    dest.mkdir(parents=True, exist_ok=True)
-    panel_pcb = dest / f"{name}-panel.kicad_pcb"
-    make_panel(pcb, panel_pcb, preset)
-    drc = drc_report(panel_pcb, dest / f"{name}-panel-drc.json")
-    gerber_package(panel_pcb, scratch / "panel-plots", dest, f"{name}-panel-gerbers.zip",
-                   separate_drill=True, loose=False)
-    return drc
+def plots(panel_pcb: Path, scratch: Path) -> list[Path]:
+    return plot_gerbers(panel_pcb, scratch / "panel-plots") + \
+        plot_drill(panel_pcb, scratch / "panel-plots", separate=True)
+
+
+def write(dest: Path, name: str, files: list[Path]) -> None:
+    """The panel's order zip (the panel board and its DRC report are already in dest)."""
+    gerber_package(files, dest, f"{name}-panel-gerbers.zip", loose=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..kicadnet import ref_key
-from .common import gerber_package, positions, write_csv
+from .common import Plots, gerber_package, write_csv
 
 
 def bom(bom_csv: Path) -> pd.DataFrame:
@@ -28,9 +28,8 @@ def bom(bom_csv: Path) -> pd.DataFrame:
     })
 
 
-def centroid(pcb: Path) -> pd.DataFrame:
-    pos = positions(pcb)
-    pos = pos.sort_values("ref", key=lambda s: s.map(ref_key))
+def centroid(plots: Plots) -> pd.DataFrame:
+    pos = plots.positions.sort_values("ref", key=lambda s: s.map(ref_key))
     return pd.DataFrame({
         "Designator": pos["ref"].values, "Footprint": pos["package"].values,
         "Mid X(mm)": [f"{x:.4f}" for x in pos["x"]], "Mid Y(mm)": [f"{y:.4f}" for y in pos["y"]],
@@ -39,8 +38,7 @@ def centroid(pcb: Path) -> pd.DataFrame:
     })
 
 
-def write(pcb: Path, dest: Path, scratch: Path, name: str, bom_csv: Path) -> None:
-    gerber_package(pcb, scratch / "pcbway-plots", dest, f"{name}-pcbway-gerbers.zip",
-                   separate_drill=False)
+def write(plots: Plots, dest: Path, name: str, bom_csv: Path) -> None:
+    gerber_package(plots.gerbers + plots.drill_merged, dest, f"{name}-pcbway-gerbers.zip")
     write_csv(bom(bom_csv), dest / f"{name}-pcbway-bom.csv")
-    write_csv(centroid(pcb), dest / f"{name}-pcbway-centroid.csv")
+    write_csv(centroid(plots), dest / f"{name}-pcbway-centroid.csv")

@@ -95,18 +95,15 @@ def gen_schematic(paths: ProjectPaths) -> str:
     return "".join(out)
 
 
-def gen_ibom(paths: ProjectPaths) -> str:
-    """The interactive BOM (InteractiveHtmlBom on the board) into docs/generated/ibom/, and the
-    button that opens it."""
-    pcb = PCB.path(paths)
-    exe = Path(kicad.PYTHON).with_name("generate_interactive_bom")
-    out_dir = paths.generated_docs / "ibom"
+def write_ibom(paths: ProjectPaths, pcb: Path, out_dir: Path) -> Path:
+    """The interactive BOM (InteractiveHtmlBom) of `pcb` into out_dir."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / pcb.name
         shutil.copy(pcb, work)
         # iBoM prints the file's mtime when the title block has no date: pin it to the
         # frozen clock so a fresh clone gives the same bytes.
         os.utime(work, (clock.EPOCH, clock.EPOCH))
+        exe = Path(kicad.PYTHON).with_name("generate_interactive_bom")
         kicad.run([str(exe), "--no-browser", "--dest-dir", str(Path(tmp) / "out"),
                    "--name-format", f"{paths.name}-ibom", "--include-nets", "--include-tracks",
                    "--extra-fields", "MPN,LCSC", "--checkboxes", "Sourced,Placed",
@@ -117,6 +114,12 @@ def gen_ibom(paths: ProjectPaths) -> str:
         if not html.is_file():
             raise ToolError(f"InteractiveHtmlBom wrote no {html.name}")
         copy_if_changed(html, out_dir / html.name)
+    return out_dir / html.name
+
+
+def gen_ibom(paths: ProjectPaths) -> str:
+    """The interactive BOM into docs/generated/ibom/, and the button that opens it."""
+    write_ibom(paths, PCB.path(paths), paths.generated_docs / "ibom")
     return ("[:material-open-in-new: Open the interactive BOM]"
             f"(/generated/ibom/{paths.name}-ibom.html){{ .md-button .md-button--primary }}\n")
 
