@@ -8,7 +8,7 @@ STAMP   := .venv/.setup/ok
 
 .PHONY: all setup rebuild check-stamps circuit netlist bom assertions board render fab \
         firmware esphome accuracy accuracy-chip openapi vectors contracts chain diagrams docs site \
-        test bench bench-firmware bench-server bench-route bench-attest bench-build serve \
+        test demo bench bench-firmware bench-server bench-route bench-attest bench-build serve \
         simulate ha-live lint lock clean
 
 # Every stage declares its inputs and outputs in src/openmetering/pipeline.py; `omd build`
@@ -52,9 +52,14 @@ firmware: setup
 contracts: setup
 	$(OMD) build contracts
 
-# anvil on 127.0.0.1:8545, state in var/chain/, deployment file var/chain/local.json; Ctrl-C stops
+# anvil on 127.0.0.1:8545, state in var/chain/, deployment file var/chain/local.json, then the
+# Chainlink Functions oracle and the local DON (fetching from the server on :8080); Ctrl-C stops
 chain: setup
 	$(OMD) chain up
+
+# the whole path at once: broker -> chain -> oracle -> DON -> server -> a simulated meter
+demo: setup
+	$(OMD) chain demo
 
 docs: setup
 	$(OMD) build site

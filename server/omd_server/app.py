@@ -56,10 +56,12 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
 
             state["bridge"] = Bridge(cfg, app.state.stats)
             await run_in_threadpool(state["bridge"].start, st())
+        state["oracle"] = _oracle_start(cfg, st())
         try:
             yield
         finally:
             stop.set()
+            _oracle_stop(state.pop("oracle"))
             if state["bridge"] is not None:
                 await run_in_threadpool(state["bridge"].stop)
             if storage is None and state["storage"] is not None:
@@ -72,11 +74,35 @@ def create_app(cfg: Config | None = None, storage: SqlStorage | None = None) -> 
     app.state.stats = Counter()
     app.state.storage = st
     app.state.bridge = lambda: state["bridge"]
+    app.state.oracle = lambda: (state.get("oracle") or (None,))[0]
     app.state.services = deps.Services(cfg, app.state.stats, st, app.state.bridge)
     errors.install(app)
     for router in routers.ALL:
         app.include_router(router)
     return app
+
+
+def _oracle_start(cfg: Config, st):
+    """The oracle requester and its Home Assistant publisher, when configured."""
+    if not cfg.oracle_requester:
+        return None
+    from .oracle import Requester
+
+    publisher = None
+    if cfg.mqtt_host:
+        from .tokens_ha import TokenPublisher
+
+        publisher = TokenPublisher(cfg).start()
+    return Requester(cfg, st, publisher).start(), publisher
+
+
+def _oracle_stop(running) -> None:
+    if running is None:
+        return
+    requester, publisher = running
+    requester.stop()
+    if publisher is not None:
+        publisher.stop()
 
 
 def openapi_document() -> dict[str, Any]:

@@ -95,6 +95,12 @@ def cmd_bench(args) -> int:
     return bench.main(args.rest)
 
 
+def cmd_verify(args) -> int:
+    from . import verify
+
+    return verify.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omd-server", description=__doc__)
     p.add_argument("--config", "-c", help="TOML configuration file (default: $OMD_CONFIG)")
@@ -132,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("simulate", parents=[common], help="play simulated meters against a server")
     simulate.add_arguments(sm)
     sm.set_defaults(func=cmd_simulate)
+
+    from . import verify
+
+    v = sub.add_parser("verify", parents=[common], help="check a certified interval against the chain "
+                       "(batch, Merkle root, device signature, on-chain record)")
+    verify.add_arguments(v)
+    v.set_defaults(func=cmd_verify)
 
     b = sub.add_parser("bench", help="benchmark (same as python -m omd_server.bench)")
     b.add_argument("rest", nargs=argparse.REMAINDER)

@@ -64,6 +64,17 @@ class Config:
     deployment_file: str = ""
     # JSON-RPC URL of that chain; empty: the deployment file's rpc_url
     chain_rpc_url: str = ""
+    # the oracle requester (oracle.py): asks the FunctionsConsumer for every stored
+    # attestation. Run it in one process per deployment (not in every worker)
+    oracle_requester: bool = False
+    oracle_poll_s: float = 1.0
+    oracle_backoff_s: float = 2.0
+    oracle_max_attempts: int = 6
+    # the requester's private key (hex, in a file only its user reads); empty: the dev chain's
+    # unlocked requester account from the deployment file
+    oracle_key_file: str = ""
+    # the public page (/public) and API (/api/v1/public/...) of certified intervals
+    public_data: bool = False
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -130,6 +141,8 @@ def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = Non
         cfg.image_dir = str(base_dir / cfg.image_dir)
     if cfg.deployment_file and not Path(cfg.deployment_file).is_absolute():
         cfg.deployment_file = str(base_dir / cfg.deployment_file)
+    if cfg.oracle_key_file and not Path(cfg.oracle_key_file).is_absolute():
+        cfg.oracle_key_file = str(base_dir / cfg.oracle_key_file)
     return cfg
 
 

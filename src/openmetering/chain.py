@@ -3,7 +3,10 @@ meters, and measure gas. Everything runs offline: forge/anvil from tools/node, s
 tools/solc/solc.
 
     omd chain build                  # forge build (contracts/out)
-    omd chain up [--port 8545]       # anvil (state in var/chain/) + deploy   (make chain)
+    omd chain up [--port 8545]       # anvil (state in var/chain/) + deploy + oracle + local DON
+                                     #   (make chain; the server comes after it)
+    omd chain oracle-deploy          # Functions router/coordinator + consumer on a dev chain
+    omd chain don                    # only the local DON loop
     omd chain register METER_ID 0xDEVICE [--owner 0x..] [--zone DE] [--rated-w 5000]
     omd chain gas-report             # docs/generated/gas-report.md          (make contracts)
 
@@ -322,10 +325,16 @@ def register(dep: dict[str, Any], meter_id: str, device: str, owner: str | None 
 
 
 def up(port: int = 8545, state: Path = P.chain_dir / "anvil-state.json",
-       out: Path = P.deployment) -> None:  # pragma: no cover - long-running command
-    """Run anvil in the foreground with state in a file; deploy unless already deployed."""
+       out: Path = P.deployment, server_url: str = "http://127.0.0.1:8080",
+       with_oracle: bool = True) -> None:  # pragma: no cover - long-running command
+    """Run anvil in the foreground with state in a file; deploy unless already deployed; then
+    the Chainlink Functions oracle and the local DON loop (chain -> deploy -> DON; the
+    server comes after, reading the deployment file)."""
+    from . import oracle
+
     build(quiet=False)
     anvil = Anvil(port=port, state_file=state, log=state.parent / "anvil.log").start()
+    don = None
     try:
         dep = None
         if out.exists():
@@ -337,14 +346,28 @@ def up(port: int = 8545, state: Path = P.chain_dir / "anvil-state.json",
             print(f"deployed; addresses in {out}", flush=True)
         else:
             print(f"chain state reloaded from {state}; deployment {out} is current", flush=True)
-        for n in ("MeterRegistry", "AttestationVerifier", "EnergyToken", "CarbonCredit"):
-            print(f"  {n:20s} {dep['contracts'][n]['address']}", flush=True)
+        if with_oracle:
+            if "oracle" not in dep:
+                dep = oracle.deploy(dep, server_url, out)
+                print(f"Functions oracle deployed; the DON fetches from {server_url}", flush=True)
+            elif dep["oracle"]["base_url"] != server_url:
+                dep = oracle.set_base_url(dep, server_url, out)
+            don = oracle.Don(dep, state.parent / "don-state.json",
+                             log=state.parent / "don.log").start()
+            print(f"local DON running (log {P.rel(state.parent / 'don.log')}); dev chain only: "
+                  "its reports skip the OCR signatures", flush=True)
+        for n in ("MeterRegistry", "AttestationVerifier", "EnergyToken", "CarbonCredit",
+                  "FunctionsConsumer"):
+            if n in dep["contracts"]:
+                print(f"  {n:20s} {dep['contracts'][n]['address']}", flush=True)
         print(f"anvil on {anvil.url} (chain id {dep['chain_id']}); Ctrl-C stops it", flush=True)
-        while anvil.proc.poll() is None:
+        while anvil.proc.poll() is None and (don is None or don.proc.poll() is None):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
+        if don is not None:
+            don.stop()
         anvil.stop()
 
 
@@ -430,6 +453,20 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--port", type=int, default=8545)
     u.add_argument("--state", type=Path, default=P.chain_dir / "anvil-state.json")
     u.add_argument("--out", type=Path, default=P.deployment)
+    u.add_argument("--server-url", default="http://127.0.0.1:8080",
+                   help="where the DON fetches attestations (the omd-server)")
+    u.add_argument("--no-oracle", action="store_true", help="contracts only, no Functions DON")
+    o = sub.add_parser("oracle-deploy", help="deploy the Functions oracle + consumer onto a "
+                       "running dev chain (adds it to the deployment file)")
+    o.add_argument("--server-url", default="http://127.0.0.1:8080")
+    o.add_argument("--deployment", type=Path, default=P.deployment)
+    dn = sub.add_parser("don", help="run only the local DON loop (Ctrl-C stops)")
+    dn.add_argument("--deployment", type=Path, default=P.deployment)
+    dn.add_argument("--state", type=Path, default=P.chain_dir / "don-state.json")
+    dm = sub.add_parser("demo", help="the whole path: broker, chain, oracle, DON, server, a "
+                        "simulated meter (make demo)")
+    dm.add_argument("--intervals", type=int, default=4)
+    dm.add_argument("--once", action="store_true", help="exit when done instead of running on")
     d = sub.add_parser("deploy", help="deploy onto a running dev chain (unlocked accounts)")
     d.add_argument("--rpc", default="http://127.0.0.1:8545")
     d.add_argument("--out", type=Path, default=P.deployment)
@@ -450,7 +487,30 @@ def run(a: argparse.Namespace) -> None:
         if a.cmd == "build":
             build(quiet=False)
         elif a.cmd == "up":
-            up(a.port, a.state, a.out)
+            up(a.port, a.state, a.out, a.server_url, not a.no_oracle)
+        elif a.cmd == "demo":
+            from . import demo
+
+            demo.run(a.intervals, a.once)
+        elif a.cmd == "oracle-deploy":
+            from . import oracle
+
+            build()
+            dep = oracle.deploy(load_deployment(a.deployment), a.server_url, a.deployment)
+            print(json.dumps({k: dep["oracle"][k] for k in ("router", "coordinator", "don_id",
+                                                            "subscription_id")}, indent=1))
+        elif a.cmd == "don":
+            from . import oracle
+
+            don = oracle.Don(load_deployment(a.deployment), a.state).start()
+            print(f"local DON running, log {don.state_file.with_suffix('.log')}; Ctrl-C stops")
+            try:
+                while don.proc.poll() is None:
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                don.stop()
         elif a.cmd == "deploy":
             build()
             dep = deploy(a.rpc, a.out)

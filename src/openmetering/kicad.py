@@ -225,12 +225,13 @@ def pcbnew_json(code: str, *args: str | Path, what: str,
 
 
 def spawn(argv: Sequence[str], *, what: str, log: Path | None = None,
-          cwd: Path | None = None) -> subprocess.Popen:
+          cwd: Path | None = None, env: Mapping[str, str] | None = None) -> subprocess.Popen:
     """Start a program that keeps running (a local chain node); its output goes to `log`."""
     out = open(log, "ab") if log is not None else subprocess.DEVNULL
     try:
         return subprocess.Popen(list(map(str, argv)), cwd=cwd, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT,
+                                env=dict(env) if env is not None else None)
     except OSError as e:
         raise ToolError(f"{what}: cannot run {argv[0]}: {e.strerror}") from None
     finally:

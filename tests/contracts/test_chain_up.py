@@ -45,6 +45,9 @@ def test_chain_up_keeps_state(tmp_path):
         assert set(dep["contracts"]) >= {"MeterRegistry", "AttestationVerifier", "EnergyToken",
                                          "CarbonCredit"}
         assert dep["eip712"]["verifyingContract"] == dep["contracts"]["AttestationVerifier"]["address"]
+        # then the oracle: the Functions router, the consumer, and the DON loop running
+        assert "FunctionsConsumer" in dep["contracts"] and dep["oracle"]["router"]
+        assert any(line.startswith("local DON running") for line in out), out
         chain.register(dep, "meter-07", "0x" + "42" * 20)
     finally:
         _down(p)
@@ -55,6 +58,9 @@ def test_chain_up_keeps_state(tmp_path):
         again = json.loads((tmp_path / "dep.json").read_text())
         assert again["contracts"]["AttestationVerifier"]["address"] == \
             dep["contracts"]["AttestationVerifier"]["address"]
+        assert again["contracts"]["FunctionsConsumer"]["address"] == \
+            dep["contracts"]["FunctionsConsumer"]["address"]
+        assert not any(line.startswith("Functions oracle deployed") for line in out), out
         w3 = chain.web3(again["rpc_url"])
         reg = chain.contract(w3, again, "MeterRegistry")
         from omd_server import attestation

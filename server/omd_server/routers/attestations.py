@@ -101,6 +101,9 @@ async def post_attestation(request: Request, cfg: CfgDep, store: AttestationsDep
                            exc.type) from None
     except StorageUnavailable as exc:
         raise unavailable(exc) from None
+    oracle = getattr(request.app.state, "oracle", lambda: None)()
+    if oracle is not None and status == "stored":
+        oracle.notify()  # ask the chain now, not at the requester's next poll
     return SafeJSONResponse({"meterId": doc["meterId"], "seq": doc["seq"], "digest": digest,
                              "status": status}, status_code=201 if status == "stored" else 200)
 
