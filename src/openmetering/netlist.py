@@ -25,7 +25,7 @@ from . import circuit as design
 from . import kicad, sexpr
 from .errors import CheckFailed
 from .paths import ProjectPaths, project
-from .repro import copy_if_changed, write_text_if_changed
+from .repro import sync_dir, write_text_if_changed
 
 # SKiDL ERC warnings we accept, each with its reason. Anything else fails the build.
 ERC_WAIVERS: list[tuple[str, str]] = []
@@ -150,18 +150,6 @@ def export_schematic_svg(schematic: Path, out_dir: Path) -> None:
     kicad.cli("sch", "export", "svg", "-o", out_dir, schematic.name, cwd=schematic.parent)
 
 
-def sync_pictures(staged: Path, out_dir: Path) -> None:
-    """The schematic's PDF, SVGs and pictures as staged: unchanged files left alone, stale
-    ones gone."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = {p.name for p in staged.iterdir()}
-    for old in out_dir.iterdir():
-        if old.is_file() and old.name not in names:
-            old.unlink()
-    for p in sorted(staged.iterdir()):
-        copy_if_changed(p, out_dir / p.name)
-
-
 SCREENSHOT_DPI = 200  # 1.27 mm text is 10 px tall: readable at 100 % zoom
 
 
@@ -241,7 +229,7 @@ def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> di
                               json.dumps(rules.summary(drawn), indent=2) + "\n")
         if docs:
             export_screenshots(schematic, staged)
-            sync_pictures(staged, paths.schematic_pictures)
+            sync_dir(staged, paths.schematic_pictures)  # unchanged files left alone, stale ones gone
 
     report = {
         "parts": len([p for p in circuit.parts if not p.ref.startswith("#")]),

@@ -32,6 +32,18 @@ def copy_if_changed(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def sync_dir(staged: Path, dest: Path) -> list[Path]:
+    """Make dest hold exactly the staged files (unchanged files are not rewritten)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in staged.iterdir()}
+    for old in dest.iterdir():
+        if old.is_file() and old.name not in names:
+            old.unlink()
+    for p in sorted(staged.iterdir()):
+        copy_if_changed(p, dest / p.name)
+    return sorted(dest / n for n in names)
+
+
 def write_zip(dest: Path, members: dict[str, bytes]) -> Path:
     """Write `members` (archive name -> bytes) to dest, sorted, with fixed metadata."""
     dest.parent.mkdir(parents=True, exist_ok=True)

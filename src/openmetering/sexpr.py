@@ -16,31 +16,9 @@ _TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"]+))')
 
 
 def parse(text: str, source: str = "s-expression"):
-    """Parse one s-expression into nested lists of str."""
-    stack: list[list] = [[]]
-    pos = 0
-    n = len(text)
-    while pos < n:
-        m = _TOKEN.match(text, pos)
-        if not m:
-            if text[pos:].strip() == "":
-                break
-            raise DesignError(f"{source}: bad s-expression at offset {pos}")
-        pos = m.end()
-        if m.group(1):
-            stack.append([])
-        elif m.group(2):
-            if len(stack) < 2:
-                raise DesignError(f"{source}: unbalanced ')' at offset {pos - 1}")
-            done = stack.pop()
-            stack[-1].append(done)
-        elif m.group(3) is not None:
-            stack[-1].append(m.group(3).replace('\\"', '"').replace("\\\\", "\\"))
-        elif m.group(4) is not None:
-            stack[-1].append(m.group(4))
-    if len(stack) != 1 or not stack[0]:
-        raise DesignError(f"{source}: unbalanced s-expression")
-    return stack[0][0]
+    """Parse one s-expression into nested lists of str (the first of the text's top-level
+    items; the whole text must be well formed)."""
+    return _read(text, 0, source, str, whole=True)[0]
 
 
 class Q(str):
@@ -52,7 +30,14 @@ class Q(str):
 def parse_at(text: str, start: int = 0, source: str = "s-expression"):
     """The one s-expression that starts at `start`, atoms quoted as in the text kept as `Q`;
     returns (tree, offset after it). Reads no further than that expression."""
-    stack: list[list] = []
+    return _read(text, start, source, Q)
+
+
+def _read(text: str, start: int, source: str, quoted, whole: bool = False):
+    """`whole`: read to the end of the text (its top level gathered in an outer list);
+    else stop after the expression at `start`."""
+    stack: list[list] = [[]] if whole else []
+    floor = 1 if whole else 0  # the stack depth of the top level
     pos = start
     n = len(text)
     while pos < n:
@@ -65,7 +50,7 @@ def parse_at(text: str, start: int = 0, source: str = "s-expression"):
         if m.group(1):
             stack.append([])
         elif m.group(2):
-            if not stack:
+            if len(stack) <= floor:
                 raise DesignError(f"{source}: unbalanced ')' at offset {pos - 1}")
             done = stack.pop()
             if not stack:
@@ -74,9 +59,11 @@ def parse_at(text: str, start: int = 0, source: str = "s-expression"):
         elif not stack:
             raise DesignError(f"{source}: expected '(' at offset {m.start()}")
         elif m.group(3) is not None:
-            stack[-1].append(Q(m.group(3).replace('\\"', '"').replace("\\\\", "\\")))
+            stack[-1].append(quoted(m.group(3).replace('\\"', '"').replace("\\\\", "\\")))
         else:
             stack[-1].append(m.group(4))
+    if whole and len(stack) == 1 and stack[0]:
+        return stack[0][0], pos
     raise DesignError(f"{source}: unbalanced s-expression")
 
 

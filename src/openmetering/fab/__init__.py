@@ -18,9 +18,9 @@ from .. import parts as catalogue
 from ..board import facts
 from ..errors import MissingInput
 from ..paths import ProjectPaths, project
-from ..repro import write_text_if_changed
+from ..repro import sync_dir, write_text_if_changed
 from . import jlcpcb, panel, pcbway
-from .common import Plots, plot_all, sync_dir
+from .common import Plots, plot_all
 
 HOUSES = ("jlcpcb", "pcbway", "panel")
 ORDER = {"layers": 2, "thickness_mm": 1.6, "material": "FR-4 TG135-140",

@@ -87,15 +87,3 @@ def plot_all(pcb: Path, scratch: Path, pool: ThreadPoolExecutor) -> dict[str, Fu
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
     write_text_if_changed(path, df.to_csv(index=False, lineterminator="\n"))
-
-
-def sync_dir(staged: Path, dest: Path) -> list[Path]:
-    """Make dest hold exactly the staged files (unchanged files are not rewritten)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    names = {p.name for p in staged.iterdir()}
-    for old in dest.iterdir():
-        if old.is_file() and old.name not in names:
-            old.unlink()
-    for p in sorted(staged.iterdir()):
-        copy_if_changed(p, dest / p.name)
-    return sorted(dest / n for n in names)

@@ -111,21 +111,9 @@ class SymbolItem:
                         out.append(Rect(*font.ink_box(p.name, ox, oy, p.name_size, hj,
                                                       vertical=True)))
                 else:
-                    mx, my = (a[0] + inner[0]) / 2, (a[1] + inner[1]) / 2
-                    if horizontal:
-                        out.append(Rect(*font.ink_box(p.name, mx, my - 0.254, p.name_size,
-                                                      vjust="bottom")))
-                    else:
-                        out.append(Rect(*font.ink_box(p.name, mx - 0.254, my, p.name_size,
-                                                      vjust="bottom", vertical=True)))
+                    out.append(_above_pin_line(p.name, p.name_size, a, inner, horizontal))
             if not sym.pin_numbers_hidden:
-                mx, my = (a[0] + inner[0]) / 2, (a[1] + inner[1]) / 2
-                if horizontal:
-                    out.append(Rect(*font.ink_box(p.number, mx, my - 0.254, p.number_size,
-                                                  vjust="bottom")))
-                else:
-                    out.append(Rect(*font.ink_box(p.number, mx - 0.254, my, p.number_size,
-                                                  vjust="bottom", vertical=True)))
+                out.append(_above_pin_line(p.number, p.number_size, a, inner, horizontal))
         return out
 
     def field_rects(self) -> list[Rect]:
@@ -263,3 +251,12 @@ class Sheet:
             for p in b.pins:
                 p.x, p.y = r4(p.x + dx), r4(p.y + dy)
         self.texts = [(t, r4(x + dx), r4(y + dy)) for t, x, y in self.texts]
+
+
+def _above_pin_line(text: str, size: float, a, inner, horizontal: bool) -> Rect:
+    """A pin's text centred over its line, as KiCad draws numbers (and names of symbols
+    without a name offset)."""
+    mx, my = (a[0] + inner[0]) / 2, (a[1] + inner[1]) / 2
+    if horizontal:
+        return Rect(*font.ink_box(text, mx, my - 0.254, size, vjust="bottom"))
+    return Rect(*font.ink_box(text, mx - 0.254, my, size, vjust="bottom", vertical=True))
