@@ -242,13 +242,13 @@ def _ask(prompt):
             print("  not a number, again")
 
 
-def run(cfg_path="config.json"):  # pragma: no cover - interactive, on the device
+def run(cfg_path="config.json", meter=None):  # pragma: no cover - interactive, on the device
     import time
 
     import config
 
     cfg, _ = config.load(cfg_path)
-    meter = cfg["_meter"]  # wired by main.run() when the board has the chip
+    meter = meter or cfg["_meter"]  # main.calibrate() wires the board's chip
     wait = time.sleep_ms
     for idx, ch in enumerate(meter.cfg["channels"]):
         print("Channel %s: clamp its CT round the calibration cable only." % ch["name"])

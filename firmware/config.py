@@ -1,7 +1,7 @@
 # Device configuration: /config.json on the flash, merged over these defaults.
 #
 # First boot without a config.json starts the provisioning prompt in main.py; the README
-# explains each key. Calibration results are written back into the "cal" section.
+# explains each key. Calibration results are written back into the "chip" section.
 import json
 
 DEFAULTS = {
@@ -15,7 +15,6 @@ DEFAULTS = {
     "ntp_host": "pool.ntp.org",
     "interval_s": 10,
     "mains_hz": 50,
-    "burst_cycles": 10,
     # jpeg_quality_pct: percent, 0-100, higher = better, the scale of the camera driver
     # (evidence.py has the sources). 82 % programs the sensor with esp32-camera's 12 (0-63,
     # lower = better; the ESPHome config gets that number), a sharp still of a meter display
@@ -26,20 +25,9 @@ DEFAULTS = {
     # device-signed interval attestations (contract/attestation.json): off until the chain's
     # id and AttestationVerifier address (the deployment file) are set; the key is device.key
     "attest": {"interval_s": 900, "chain_id": 0, "verifier": ""},
-    "cal": {
-        # datasheet defaults, used until calibration.run() stores v_gain/i_gain/phase_deg
-        "adc_fullscale_v": 3.1,  # ESP32-S3 ADC1, 12 dB attenuation: ~3.1 V at full scale
-        "v_ratio": 328.57142857142856,  # 230 V / 0.70 V: ZMPT101B trimmer set to 0.70 V rms
-        "v_divider": 0.9090909090909091,  # R21 / (R20 + R21) = 10k / 11k on the board
-        "i_sensitivity_v_per_a": 0.185,  # ACS712-5A
-        "i_divider": 0.6,  # R23 / (R22 + R23) = 15k / 25k (5 V -> 3.0 V); tests read the netlist
-        "i_invert": True,  # ACS712 reads import positive; the contract wants export positive
-        "phase_deg": 0.0,
-        "phase_hz": 50.0,
-        "v_offset": 0.0,
-        "i_offset": 0.0,
-        "p_offset": 0.0,
-    },
+    # the metering chip (meter.DEFAULTS has every key): channels with their calibration
+    # registers, written by chipcal.run(); mains_hz above is the one mains setting
+    "chip": {},
 }
 
 
@@ -96,18 +84,10 @@ def save(cfg, path="config.json"):
         os.rename(tmp, path)
 
 
-def cal_of(cfg):
-    """metering.Cal for the config: calibrated gains if present, else datasheet nominal."""
-    import metering
-
-    c = cfg["cal"]
-    if "v_gain" in c and "i_gain" in c:
-        return metering.Cal.from_dict(c)
-    cal = metering.nominal_cal(c)
-    cal.phase_deg = c.get("phase_deg", 0.0)
-    cal.phase_hz = c.get("phase_hz", 50.0)
-    cal.v_offset = c.get("v_offset", 0.0)
-    cal.i_offset = c.get("i_offset", 0.0)
-    cal.p_offset = c.get("p_offset", 0.0)
-    return cal
-
+def chip_of(cfg):
+    """The metering chip's configuration (meter.merged() fills in the rest)."""
+    out = {}
+    for k in cfg["chip"]:
+        out[k] = cfg["chip"][k]
+    out["mains_hz"] = cfg["mains_hz"]
+    return out

@@ -1,30 +1,55 @@
 # Open Metering Device application: measure continuously, report every interval, never stop.
 #
-# App holds the logic with its I/O injected (sampler, clocks, HTTP, MQTT, camera), so the
-# same code runs in the CPython tests with the simulated front end; run() wires the real
+# App holds the logic with its I/O injected (the chip meter, clocks, HTTP, MQTT, camera), so
+# the same code runs in the CPython tests against the chip simulator; run() wires the real
 # hardware. Nothing the network does can stop measuring: failures only grow the spool.
+#
+# Board rev B: the ATM90E32AS integrates energy itself (meter.ChipMeter). Energy is booked
+# from its read-to-clear registers into the ledger (integer mJ per channel and direction);
+# the reading's watts are that energy over the interval, so power and counters always agree.
 import config
-import metering
 import net
 import spool
-import store
 import ticks
 import transport
 
 import contract
 
-FW = "0.1.0"
+FW = "0.2.0"
 # An interval and the stall bridged after it (two intervals) must stay well inside the
 # PERIOD/2 that ticks_diff can measure
 MAX_INTERVAL_MS = ticks.HALF // 4
+SCHEMA_VERSION = 2
+
+
+class Rms:
+    """One channel's live values over an interval: mean squares of V and I, mean S."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.n = 0
+        self.v2 = 0.0
+        self.i2 = 0.0
+
+    def add(self, r):
+        self.n += 1
+        self.v2 += r.vrms * r.vrms
+        self.i2 += r.irms * r.irms
+
+    def values(self):
+        if not self.n:
+            return None
+        return (self.v2 / self.n) ** 0.5, (self.i2 / self.n) ** 0.5
 
 
 class App:
-    def __init__(self, cfg, ct, sampler, data_dir, clock_ms, unix_time, http,
+    def __init__(self, cfg, ct, meter, clock_ms, unix_time, http, data_dir,
                  mqtt=None, evidence=None, log=print, attestor=None):
         self.cfg = cfg
         self.ct = ct
-        self.sampler = sampler
+        self.meter = meter  # meter.ChipMeter: poll(), readings(), ledger, close_interval()
         self.clock = clock_ms
         self.unix = unix_time
         self.http = http  # net.http_post(url, body, ctype, headers) -> status, -1 network error
@@ -39,92 +64,131 @@ class App:
         self.batch = max(1, cfg.get("upload_batch", 50))
         self.backoff = net.Backoff(2, 120)
         self.last_action = None
-        self.cal = config.cal_of(cfg)
-        store.mkdirs(data_dir)
-        self.energy = store.Energy(data_dir + "/energy")
+        names = [ch["name"] for ch in meter.chans]
+        # the contract's two points; a channel set without them is a configuration error
+        self.solar = names.index("solar")
+        self.grid = names.index("grid")
+        self.ledger = meter.ledger
         sp = cfg["spool"]
         self.spool = spool.Spool(data_dir + "/spool", sp["segment_records"], sp["max_segments"])
-        self.avg = metering.Averager()
+        self.rms = [Rms() for _ in names]
+        self.freq = 0.0
+        self.nfreq = 0
         self.interval = cfg["interval_s"] * 1000
         if not 0 < self.interval <= MAX_INTERVAL_MS:
             self.interval = min(max(self.interval, 1000), MAX_INTERVAL_MS)
             log("config: interval_s out of range, using %d s" % (self.interval // 1000))
-        self.t_last = None
         self.t_interval = clock_ms()
+        meter.poll(self.t_interval)  # configure the chip now: the first interval is metered
+        meter.close_interval(self.t_interval)
+        self.irq = False
         self.rejected = 0
         self.sent = 0
         self.last = None
 
-    def measure(self):
-        r = self.sampler.measure(self.cal)
-        now = self.clock()
-        if self.t_last is not None:
-            # a long stall (flash erase, TLS handshake) is bridged with this burst's power,
-            # but never more than two intervals: beyond that the device was not measuring.
-            # elapsed() is never negative, so no gap can book energy into the wrong register;
-            # a gap past PERIOD/2 reads as long (-> two intervals), one of k * PERIOD + x as x
-            # (-> min(x, two intervals)): whatever the ticks alias to, a gap books at most
-            # two intervals of this burst's power, the same bound as a measured stall
-            dt = ticks.elapsed(now, self.t_last)
-            if dt > 2 * self.interval:
-                dt = 2 * self.interval
-            self.energy.add(r.p, dt)
-        self.t_last = now
-        self.avg.add(r)
-        return r
+    def on_irq(self, _pin=None):
+        """MTR_IRQ handler: the chip flagged a CRC error, reset or warning. Only a flag here
+        (an interrupt must not do SPI); the next step polls and health-checks at once."""
+        self.irq = True
 
-    def reading(self, t):
-        vals = self.avg.values()
-        if vals is None:
+    def measure(self):
+        now = self.clock()
+        if self.irq:
+            self.irq = False
+            self.meter.wake()
+        if not self.meter.poll(now):
             return None
-        v, i, p, pf, f = vals
+        # energy is booked; the live values only feed V, I and PF of the reading. A bus fault
+        # here loses those samples, never energy (the next poll health-checks the chip)
+        try:
+            rs = self.meter.readings()
+            f = self.meter.frequency()
+        except self.meter.Error as e:
+            self.log("meter: live values: %s" % e)
+            return None
+        for k, r in enumerate(rs):
+            self.rms[k].add(r)
+        if 40.0 <= f <= 70.0:
+            self.freq += f
+            self.nfreq += 1
+        return rs
+
+    def _channel(self, k, p, d):
+        """(voltage, current, watts, pf) of channel k, fixed-point, bounded by the contract."""
+        v, i = self.rms[k].values()
+        s = v * i
+        pf = abs(p) / s if s > 0 else 0.0
+        return (contract.fx(min(v, 500.0), d["voltage"]), contract.fx(min(i, 100.0), d["current"]),
+                contract.fx(max(-50000.0, min(50000.0, p)), d["watts"]),
+                contract.fx(pf if pf < 1.0 else 1.0, d["pf"]))
+
+    def reading(self, t, power):
+        """The v2 reading: top-level fields are the grid connection (v1's meaning), solar_*
+        the inverter's output; consumption is derived by whoever needs it (solar - grid)."""
+        if self.rms[self.grid].values() is None or self.rms[self.solar].values() is None:
+            return None
         d = self.ct.decimals
+        led = self.ledger
+        v, i, w, pf = self._channel(self.grid, power[self.grid], d)
+        _, si, sw, spf = self._channel(self.solar, power[self.solar], d)
         r = {
+            "schema_version": SCHEMA_VERSION,
             "meter_id": self.cfg["meter_id"],
-            "seq": self.energy.next_seq(),
+            "seq": led.next_seq(),
             "timestamp": contract.iso_utc(spool.civil(t)),
-            "voltage": contract.fx(min(v, 500.0), d["voltage"]),
-            "current": contract.fx(min(i, 100.0), d["current"]),
-            "watts": contract.fx(max(-50000.0, min(50000.0, p)), d["watts"]),
-            "pf": contract.fx(pf, d["pf"]),
-            "energy_import_wh": contract.Fx(self.energy.import_mwh(), 3),
-            "energy_export_wh": contract.Fx(self.energy.export_mwh(), 3),
+            "voltage": v,
+            "current": i,
+            "watts": w,
+            "pf": pf,
+            # floor: a displayed counter never has to go back
+            "energy_import_wh": contract.Fx(led.import_mj(self.grid) // 3600, 3),
+            "energy_export_wh": contract.Fx(led.export_mj(self.grid) // 3600, 3),
+            "solar_current": si,
+            "solar_watts": sw,
+            "solar_pf": spf,
+            "solar_energy_export_wh": contract.Fx(led.export_mj(self.solar) // 3600, 3),
+            "solar_energy_import_wh": contract.Fx(led.import_mj(self.solar) // 3600, 3),
             "fw": FW,
         }
-        if f is not None and 40.0 <= f <= 70.0:
-            r["frequency"] = contract.fx(f, d["frequency"])
+        if self.nfreq:
+            r["frequency"] = contract.fx(self.freq / self.nfreq, d["frequency"])
         if self.evidence is not None:
             sha = self.evidence.take_sha()
             if sha:
                 r["image_sha256"] = sha
         return r
 
-    def close_interval(self):
-        """End of interval: seq + counters persisted first, then the reading is spooled."""
+    def close_interval(self, now):
+        """End of interval: seq + counters persisted first, then the reading is spooled.
+
+        The chip's registers were read-to-clear into the ledger: persisting it with the seq
+        before the reading exists means a power cut loses at most this interval's energy
+        (read since the last persist) and a reading is never counted twice."""
+        power = self.meter.close_interval(now)
         t = self.unix()
-        r = None
-        if t is not None:
-            r = self.reading(t)
+        r = self.reading(t, power) if t is not None else None
+        self.ledger.persist()  # without a clock (no reading) the counters are still kept
         if r is not None:
-            # seq is on flash before the reading exists anywhere: never reused after a crash
-            self.energy.persist()
             rec = spool.pack(self.ct, r, t)
             self.spool.append(rec)
             self.last = r
             if self.attestor is not None:
-                # the leaf is the text the server will store: the spooled record, as sent
+                # the leaf is the text the server will store: the spooled record, as sent;
+                # the attested energy is the solar production (the energy token's base)
                 text = self.ct.canonical(spool.unpack(self.ct, rec, self.cfg["meter_id"], FW))
-                self.attestor.add(text.encode(), r["seq"], int(t), self.energy.export_mj,
-                                  self.energy.import_mj)
+                led = self.ledger
+                self.attestor.add(text.encode(), r["seq"], int(t), led.export_mj(self.solar),
+                                  led.import_mj(self.solar))
             if self.mqtt is not None:
                 try:
                     body, _ = self.ct.signed_body(r, self.key)
                     self.mqtt.publish_state(body)
                 except OSError:
                     self.mqtt = None  # reconnect logic lives in run()
-        else:
-            self.energy.persist()  # no clock yet: still keep the counters
-        self.avg.reset()
+        for x in self.rms:
+            x.reset()
+        self.freq = 0.0
+        self.nfreq = 0
         return r
 
     def upload_image(self, img, sha):
@@ -228,7 +292,7 @@ class App:
         return done
 
     def step(self):
-        """One pass of the main loop: a burst, and the interval's end if due."""
+        """One pass of the main loop: a poll of the chip if due, and the interval's end."""
         self.measure()
         now = self.clock()
         late = ticks.elapsed(now, self.t_interval)
@@ -237,7 +301,7 @@ class App:
                 self.t_interval = now  # we fell behind (stall): realign, don't burst-report
             else:
                 self.t_interval = ticks.ticks_add(self.t_interval, self.interval)
-            return self.close_interval()
+            return self.close_interval(now)
         return None
 
 
@@ -265,12 +329,40 @@ def attestor_of(cfg, contract_dir, data_dir, key_path=None):
     return att
 
 
+def chip_meter(cfg, data_dir):  # pragma: no cover - device wiring
+    """meter.ChipMeter on the board's SPI bus (pin map MTR_*), and the MTR_IRQ pin."""
+    import time
+
+    import m90e32as as F
+    import meter
+    import pinmap
+    from machine import SPI, Pin
+
+    g = pinmap.gpio
+    cs = Pin(g("MTR_CS"), Pin.OUT, value=1)
+    spi = SPI(1, baudrate=F.SPI_BAUD, polarity=F.SPI_POLARITY, phase=F.SPI_PHASE,
+              sck=Pin(g("MTR_SCLK")), mosi=Pin(g("MTR_MOSI")), miso=Pin(g("MTR_MISO")))
+    drv = meter.ATM90E32(spi, cs, time.sleep_ms, time.sleep_us)
+    store_dir = data_dir + "/meter"
+    import store
+
+    store.mkdirs(store_dir)
+    return meter.ChipMeter(drv, config.chip_of(cfg), ticks, store_dir), Pin(g("MTR_IRQ"), Pin.IN)
+
+
+def calibrate(cfg_path="config.json", data_dir="data"):  # pragma: no cover - REPL, on the device
+    """import main; main.calibrate(): the reference-meter calibration of chipcal.run()."""
+    import chipcal
+
+    cfg, _ = config.load(cfg_path)
+    chipcal.run(cfg_path, chip_meter(cfg, data_dir)[0])
+
+
 def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device wiring
     import evidence
     import mqtt
     import network
     import pinmap
-    import sampler
     from machine import WDT, Pin
 
     cfg, exists = config.load(cfg_path)
@@ -295,10 +387,10 @@ def run(cfg_path="config.json", data_dir="data"):  # pragma: no cover - device w
     def unix():
         return net.unix_time() if net.clock_valid() else None
 
-    smp = sampler.Sampler(cfg)
-    print("sampler: %.0f pairs/s, I delay %.3f samples" % (smp.fs, smp.delay))
+    mtr, irq = chip_meter(cfg, data_dir)
     att = attestor_of(cfg, "contract", data_dir)
-    app = App(cfg, ct, smp, data_dir, ticks.ticks_ms, unix, net.http_post, None, ev, print, att)
+    app = App(cfg, ct, mtr, ticks.ticks_ms, unix, net.http_post, data_dir, None, ev, print, att)
+    irq.irq(app.on_irq, Pin.IRQ_RISING)
     wdt = WDT(timeout=120000)  # a hung driver reboots; a dead server never does
     mq_backoff = net.Backoff(2, 300)
     synced = False

@@ -270,8 +270,10 @@ class Ledger:
 
 
 class ChipMeter:
-    """What the App uses on board rev B instead of sampler + metering: poll() often,
-    readings() for the live values, ledger for energy, interval_power() for the report."""
+    """What the App meters with: poll() often, readings() for the live values, ledger for
+    energy, close_interval() for the report's power."""
+
+    Error = ChipError  # what readings() and frequency() raise on a bus fault
 
     def __init__(self, chip, cfg, ticks, data_dir, log=print):
         self.chip = chip
@@ -319,6 +321,10 @@ class ChipMeter:
         self.ready = True
         self.t_energy = self.ticks.ticks_ms()
 
+    def wake(self):
+        """The chip raised its IRQ line: poll (and health-check) on the next call."""
+        self.t_poll = None
+
     def healthy(self):
         c = self.chip
         try:
@@ -332,7 +338,8 @@ class ChipMeter:
         """Read energy if a poll is due. Returns True when energy was booked."""
         t = self.ticks
         now = t.ticks_ms() if now is None else now
-        if self.t_poll is not None and t.ticks_diff(now, self.t_poll) < self.cfg["poll_ms"]:
+        # a negative difference is a gap past PERIOD/2 (a stall of days): long over, poll now
+        if self.t_poll is not None and 0 <= t.ticks_diff(now, self.t_poll) < self.cfg["poll_ms"]:
             return False
         self.t_poll = now
         try:

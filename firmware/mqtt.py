@@ -116,6 +116,9 @@ def discovery(ha, meter_id, fw, decimals=None):
         tpl = "{{ value_json.%s }}" % src
         if "scale" in s:
             tpl = "{{ (value_json.%s | float * %s) | round(6) }}" % (src, repr(s["scale"]))
+        elif "minus" in s:  # derived (homeassistant.json derived_rule)
+            tpl = "{{ (value_json.%s | float - value_json.%s | float) | round(%d) }}" % (
+                src, s["minus"], s["suggested_display_precision"])
         uid = _fill(ha["unique_id"], meter_id, s["key"])
         eid = entity_id(ha, meter_id, s["key"])
         cfg = {

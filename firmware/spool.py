@@ -1,7 +1,7 @@
 # Store-and-forward queue on flash: every reading is appended here first, then sent.
 #
-# Fixed-size binary records (77 bytes, not ~330 bytes of JSON) in segment files of
-# `segment_records` readings; 48 segments of 360 = 48 h at 10 s in ~1.3 MB. The send
+# Fixed-size binary records (103 bytes, not ~500 bytes of JSON) in segment files of
+# `segment_records` readings; 48 segments of 360 = 48 h at 10 s in ~1.8 MB. The send
 # position lives in a RotatingRecord. A reading is removed only after the server (or broker)
 # acknowledged it; a power cut between send and ack re-sends it identically, which the
 # contract's replay rule acknowledges as a duplicate. When full, the oldest segment is
@@ -16,13 +16,15 @@ try:
 except ImportError:  # pragma: no cover
     import uos as os
 
-# seq, unix time, voltage, current, watts, pf, frequency, import, export, flags, image sha256
-FMT = "<IIIIiHHQQB32s"
+# seq, unix time, voltage, current, watts, pf, frequency, import, export (the grid point),
+# solar current, watts, pf, export, import (reading schema v2), flags, image sha256
+FMT = "<IIIIiHHQQIiHQQB32s"
 BODY = struct.calcsize(FMT)
 SIZE = BODY + 4
 F_PF = 1
 F_FREQ = 2
 F_IMAGE = 4
+F_SOLAR = 8  # the solar_* fields are set: a schema_version 2 reading
 
 
 class Spool:
@@ -183,8 +185,12 @@ def pack(ct, reading, t):
         from binascii import unhexlify
 
         raw = unhexlify(img)
+    if reading.get("solar_watts") is not None:
+        flags |= F_SOLAR
     return (reading["seq"], int(t), m("voltage"), m("current"), m("watts"), m("pf"),
-            m("frequency"), m("energy_import_wh"), m("energy_export_wh"), flags, raw)
+            m("frequency"), m("energy_import_wh"), m("energy_export_wh"), m("solar_current"),
+            m("solar_watts"), m("solar_pf"), m("solar_energy_export_wh"),
+            m("solar_energy_import_wh"), flags, raw)
 
 
 def _rescale(v, d):
@@ -200,7 +206,7 @@ def unpack(ct, rec, meter_id, fw=None):
     import contract
 
     d = ct.decimals
-    seq, t, v, i, w, pf, f, imp, exp, flags, img = rec
+    seq, t, v, i, w, pf, f, imp, exp, si, sw, spf, sexp, simp, flags, img = rec
     r = {
         "meter_id": meter_id,
         "seq": seq,
@@ -215,6 +221,13 @@ def unpack(ct, rec, meter_id, fw=None):
         r["pf"] = contract.Fx(pf, d["pf"])
     if flags & F_FREQ:
         r["frequency"] = contract.Fx(f, d["frequency"])
+    if flags & F_SOLAR:
+        r["schema_version"] = 2
+        r["solar_current"] = contract.Fx(si, d["solar_current"])
+        r["solar_watts"] = contract.Fx(sw, d["solar_watts"])
+        r["solar_pf"] = contract.Fx(spf, d["solar_pf"])
+        r["solar_energy_export_wh"] = contract.Fx(sexp, d["solar_energy_export_wh"])
+        r["solar_energy_import_wh"] = contract.Fx(simp, d["solar_energy_import_wh"])
     if flags & F_IMAGE:
         from binascii import hexlify
 

@@ -1,4 +1,4 @@
-# Crash-safe small records on flash and the import/export energy counters.
+# Crash-safe small records on flash (the energy ledger, the spool's position, attestations).
 #
 # A record is rewritten every reporting interval, so it rotates over `slots` files: each write
 # goes to the next slot with a generation number and a checksum, boot takes the newest valid
@@ -51,48 +51,6 @@ class RotatingRecord:
         b = struct.pack("<I", self.gen) + payload
         with open(self._name(self.gen % self.slots), "wb") as f:
             f.write(b + _check(b))
-
-
-class Energy:
-    """Import/export counters in integer millijoules (exact, monotonic) plus the seq counter.
-
-    Sign convention of the contract: P > 0 is export. Counters only ever grow.
-    """
-
-    FMT = "<QQI"
-
-    def __init__(self, prefix, slots=8):
-        self.rec = RotatingRecord(prefix, slots)
-        self.import_mj = 0
-        self.export_mj = 0
-        self.seq = 0
-        self._frac = 0.0
-        b = self.rec.load()
-        if b is not None:
-            self.import_mj, self.export_mj, self.seq = struct.unpack(self.FMT, b)
-
-    def add(self, p_w, dt_ms):
-        """Integrate power p_w (W) over dt_ms; W * ms = mJ. Sub-mJ remainders are carried."""
-        e = p_w * dt_ms + self._frac
-        whole = int(e)
-        self._frac = e - whole
-        if whole > 0:
-            self.export_mj += whole
-        elif whole < 0:
-            self.import_mj -= whole
-
-    def next_seq(self):
-        self.seq += 1
-        return self.seq
-
-    def import_mwh(self):
-        return self.import_mj // 3600  # floor: a displayed value never has to go back
-
-    def export_mwh(self):
-        return self.export_mj // 3600
-
-    def persist(self):
-        self.rec.save(struct.pack(self.FMT, self.import_mj, self.export_mj, self.seq))
 
 
 def mkdirs(path):

@@ -184,7 +184,7 @@ def _off_grid(value: float, scale: float) -> bool:
 
 _FAST_KEYWORDS = {"type", "minimum", "maximum", "pattern", "maxLength", "description"}
 _TOP_KEYWORDS = {"$schema", "$id", "title", "description", "type", "required",
-                 "additionalProperties", "properties"}
+                 "additionalProperties", "properties", "dependentRequired"}
 
 
 def _plain(keys) -> set[str]:
@@ -206,7 +206,8 @@ def _fast_plan():
         plan[name] = (p["type"], p.get("minimum"), p.get("maximum"),
                       ecma_regex(p["pattern"]) if "pattern" in p else None, p.get("maxLength"),
                       10.0 ** p["x-decimals"] if "x-decimals" in p else None)
-    return frozenset(s["required"]), plan
+    deps = tuple((k, frozenset(v)) for k, v in s.get("dependentRequired", {}).items())
+    return frozenset(s["required"]), plan, deps
 
 
 def quick_valid(doc: Any) -> bool:
@@ -215,9 +216,13 @@ def quick_valid(doc: Any) -> bool:
     fp = _fast_plan()
     if fp is None or not isinstance(doc, dict):
         return False
-    required, plan = fp
-    if not required <= doc.keys():
+    required, plan, deps = fp
+    keys = doc.keys()
+    if not required <= keys:
         return False
+    for k, needs in deps:  # version 2 fields come together, with schema_version
+        if k in keys and not needs <= keys:
+            return False
     for k, v in doc.items():
         spec = plan.get(k)
         if spec is None:

@@ -96,6 +96,13 @@ def _schema_problems(doc: Any, loc: list[Any]) -> list[Problem]:
         if err.validator == "required":
             missing = re.findall(r"'([^']+)' is a required property", msg)
             path = path + missing[:1]
+        elif err.validator == "dependentRequired":
+            # e.g. a solar_* field without schema_version 2: name the missing field
+            missing = re.findall(r"'([^']+)' is a dependency of '([^']+)'", msg)
+            if missing:
+                path = path + [missing[0][0]]
+                msg = (f"{missing[0][1]!r} needs {missing[0][0]!r} (reading schema version 2 "
+                       "sends schema_version and every solar_* field together)")
         elif err.validator == "additionalProperties":
             extra = sorted(set(doc) - set(contract.fields())) if isinstance(doc, dict) else []
             msg = "unknown field(s): " + ", ".join(repr(e)[:40] for e in extra[:5])
@@ -162,25 +169,30 @@ def check_reading(doc: Any, loc: list[Any], cfg: Config, now: float) -> list[Pro
             "the meter's clock is probably not set",
             "value.clock_unset",
         ))
-    v, i, w = doc["voltage"], doc["current"], doc["watts"]
-    s = v * i
-    tol = cfg.watts_tolerance_rel * s + cfg.watts_tolerance_abs_w
-    if "pf" in doc:
-        expected = s * doc["pf"]
-        if abs(abs(w) - expected) > tol:
+    v = doc["voltage"]
+    # each metering point: the grid connection (top level) and, in version 2, the inverter
+    for wk, ik, pk in (("watts", "current", "pf"), ("solar_watts", "solar_current", "solar_pf")):
+        if wk not in doc:
+            continue
+        i, w = doc[ik], doc[wk]
+        s = v * i
+        tol = cfg.watts_tolerance_rel * s + cfg.watts_tolerance_abs_w
+        if pk in doc:
+            expected = s * doc[pk]
+            if abs(abs(w) - expected) > tol:
+                problems.append(Problem(
+                    loc + [wk],
+                    f"|{wk}| = {abs(w):.2f} W but voltage*{ik}*{pk} = {expected:.2f} W "
+                    f"(tolerance {tol:.2f} W)",
+                    "value.power_mismatch",
+                ))
+        elif abs(w) > s + tol:
             problems.append(Problem(
-                loc + ["watts"],
-                f"|watts| = {abs(w):.2f} W but voltage*current*pf = {expected:.2f} W "
+                loc + [wk],
+                f"|{wk}| = {abs(w):.2f} W exceeds voltage*{ik} = {s:.2f} W "
                 f"(tolerance {tol:.2f} W)",
                 "value.power_mismatch",
             ))
-    elif abs(w) > s + tol:
-        problems.append(Problem(
-            loc + ["watts"],
-            f"|watts| = {abs(w):.2f} W exceeds voltage*current = {s:.2f} W "
-            f"(tolerance {tol:.2f} W)",
-            "value.power_mismatch",
-        ))
     if "sig" in doc:
         for needed in ("meter_id", "seq"):
             if needed not in doc:

@@ -81,10 +81,13 @@ def discovery_configs(meter_id: str, reading: dict[str, Any],
     out = {}
     for s in ha["sensors"]:
         source = s.get("source", s["key"])
-        if reading.get(source) is None:
+        if reading.get(source) is None or reading.get(s.get("minus", source)) is None:
             continue
         if "scale" in s:
             tmpl = "{{ (value_json." + source + " | float * " + repr(s["scale"]) + ") | round(6) }}"
+        elif "minus" in s:  # derived (homeassistant.json derived_rule)
+            tmpl = (f"{{{{ (value_json.{source} | float - value_json.{s['minus']} | float)"
+                    f" | round({s['suggested_display_precision']}) }}}}")
         else:
             tmpl = "{{ value_json." + source + " }}"
         eid = entity_id(ha["default_entity_id"], meter_id, s["key"])

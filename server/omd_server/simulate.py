@@ -3,6 +3,8 @@
 Production follows the sun (sine of the day between sunrise and sunset), clouds drift in and
 out as a random walk with fast flicker, and the household load (base load, evening peak,
 kettle/washing machine events) is subtracted, so mornings and nights import and midday exports.
+Each meter is a board rev B: reading schema version 2, the inverter's output (solar_*) and the
+grid connection (top level) of one household.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ class SolarMeter:
         self.events: list[tuple[float, float]] = []  # (end_ts, watts)
         self.imp_wh = rng.uniform(0, 5e5)
         self.exp_wh = rng.uniform(0, 5e6)
+        self.pv_wh = self.exp_wh + rng.uniform(0, 5e6)  # production exceeds what was exported
+        self.standby_wh = rng.uniform(0, 5e3)
+        self.pv = 0.0
 
     def power(self, ts: float) -> float:
         rng = self.rng
@@ -62,6 +67,7 @@ class SolarMeter:
             pv = self.peak_w * elev**1.3 * (1 - 0.75 * self.cloud) * flicker
         else:
             pv = 0.0
+        self.pv = pv
         load = self.base_load * rng.uniform(0.9, 1.1)
         if 18 <= h < 22:
             load += 600 * rng.uniform(0.6, 1.2)
@@ -87,7 +93,18 @@ class SolarMeter:
             self.exp_wh += wh
         else:
             self.imp_wh -= wh
+        # the inverter: its output at night is a few watts of standby draw
+        sw = self.pv if self.pv > 0 else -rng.uniform(1.0, 3.0)
+        spf = rng.uniform(0.97, 0.999) if sw > 50 else rng.uniform(0.2, 0.5)
+        si = round(abs(sw) / (v * spf), 3)
+        sw = math.copysign(v * si * spf, sw)
+        swh = sw * self.interval / 3600
+        if swh >= 0:
+            self.pv_wh += swh
+        else:
+            self.standby_wh -= swh
         return {
+            "schema_version": 2,
             "meter_id": self.meter_id,
             "seq": seq,
             "timestamp": datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -98,7 +115,12 @@ class SolarMeter:
             "frequency": round(50 + rng.gauss(0, 0.015), 2),
             "energy_import_wh": round(self.imp_wh, 3),
             "energy_export_wh": round(self.exp_wh, 3),
-            "fw": "sim-0.1",
+            "solar_current": si,
+            "solar_watts": round(sw, 2),
+            "solar_pf": round(spf, 3),
+            "solar_energy_export_wh": round(self.pv_wh, 3),
+            "solar_energy_import_wh": round(self.standby_wh, 3),
+            "fw": "sim-0.2",
         }
 
 
@@ -157,6 +179,8 @@ async def resume(client: httpx.AsyncClient, meter: SolarMeter, start: int) -> in
     latest = res.json()
     meter.imp_wh = latest.get("energy_import_wh", meter.imp_wh)
     meter.exp_wh = latest.get("energy_export_wh", meter.exp_wh)
+    meter.pv_wh = latest.get("solar_energy_export_wh") or meter.pv_wh
+    meter.standby_wh = latest.get("solar_energy_import_wh") or meter.standby_wh
     last = int(datetime.fromisoformat(latest["timestamp"].replace("Z", "+00:00")).timestamp())
     return max(start, last + meter.interval)
 
