@@ -21,7 +21,7 @@ DEFAULTS = {
     # that fits the driver's VGA frame buffer; the driver warns that above ~90 % frames can
     # freeze at high resolutions
     "camera": {"enabled": True, "every_s": 3600, "frame_size": "VGA", "jpeg_quality_pct": 82},
-    "spool": {"segment_records": 360, "max_segments": 72},
+    "spool": {"segment_records": 360, "max_segments": 52},  # 52 h at 10 s, 1.9 MB of flash
     # device-signed interval attestations (contract/attestation.json): off until the chain's
     # id and AttestationVerifier address (the deployment file) are set; the key is device.key
     "attest": {"interval_s": 900, "chain_id": 0, "verifier": ""},

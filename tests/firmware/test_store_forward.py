@@ -1,16 +1,21 @@
-"""Store-and-forward and energy persistence: a simulated day with the network dead."""
+"""Store-and-forward and energy persistence: a simulated day with the network dead (the App
+on the real chip driver, against wrap_scenario.MiniChip)."""
 
 import json
+import sys
+from pathlib import Path
 
 import config
 import jsonschema
 import main
-import metering
+import meter
 import pytest
 import spool
-import store
 
 import contract
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wrap_scenario as ws  # noqa: E402
 
 KEY_HEX = "11" * 32
 DAY = 24 * 3600 // 10  # readings at a 10 s interval
@@ -79,30 +84,18 @@ class Server:
         return 201 if results == ["stored"] else 200
 
 
-class FakeSampler:
-    def __init__(self):
-        self.p = -1500.0
-
-    def measure(self, cal):
-        return metering.Result(230.0, abs(self.p) / 230.0, self.p, abs(self.p), 0.0, 1.0, 50.0,
-                               10, 0.2)
-
-
-def make_app(tmp_path, ct, server, clock):
-    cfg, _ = config.load(str(tmp_path / "none.json"))
-    cfg["key_hex"] = KEY_HEX
-    return main.App(cfg, ct, FakeSampler(), str(tmp_path / "data"), lambda: clock[0],
-                    lambda: 1722000000 + clock[0] // 1000, server)
+def make_app(tmp_path, ct, server, clock, p=-1500.0):
+    return ws.make_app(main, config, str(tmp_path / "data"), clock, server, p)
 
 
 def run_interval(app, clock):
-    clock[0] += 10000
+    clock.advance(10000)
     return app.step()
 
 
 def test_a_day_offline_nothing_lost_or_duplicated(tmp_path, ct, schema):
     server = Server(ct, schema)
-    clock = [0]
+    clock = ws.WrapClock(0)
     app = make_app(tmp_path, ct, server, clock)
     for _ in range(10):  # online for a while
         run_interval(app, clock)
@@ -121,15 +114,15 @@ def test_a_day_offline_nothing_lost_or_duplicated(tmp_path, ct, schema):
     assert server.order == want  # in order, none missing
     assert len(server.stored) == len(want) and server.duplicates == 0
     assert app.spool.segments() in ([], [app.spool.wseg])
-    # 1500 W imported for 8650 x 10 s (first burst has no dt)
+    # 1500 W imported for 8650 x 10 s, counted by the chip since the App configured it
     last = json.loads(server.stored[want[-1]])
-    assert last["energy_import_wh"] == pytest.approx(1500 * (DAY + 9) * 10 / 3600, abs=0.001)
+    assert last["energy_import_wh"] == pytest.approx(1500 * (DAY + 10) * 10 / 3600, abs=0.02)
     assert last["energy_export_wh"] == 0
 
 
 def test_reboot_during_replay_resends_only_identical(tmp_path, ct, schema):
     server = Server(ct, schema)
-    clock = [0]
+    clock = ws.WrapClock(0)
     app = make_app(tmp_path, ct, server, clock)
     server.up = False
     for _ in range(1000):
@@ -142,7 +135,7 @@ def test_reboot_during_replay_resends_only_identical(tmp_path, ct, schema):
         body, _ = ct.signed_body(spool.unpack(ct, rec, app.cfg["meter_id"], main.FW), app.key)
         server(app.tp.reading_url, body)
     app2 = make_app(tmp_path, ct, server, clock)  # reboot: state from flash only
-    assert app2.energy.seq == 1000
+    assert app2.ledger.seq == 1000
     while app2.spool.pending():
         app2.flush(budget=100)
     for _ in range(5):
@@ -158,7 +151,7 @@ def test_spool_capacity_and_overflow(tmp_path, ct):
     assert cfg["segment_records"] * cfg["max_segments"] * spool.SIZE < 2_000_000  # fits flash
     sp = spool.Spool(str(tmp_path / "q"), 10, 3)
     for k in range(1, 46):
-        sp.append((k, 0, 0, 0, 0, 0, 0, 0, 0, 0, b"\0" * 32))
+        sp.append((k,) + (0,) * 14 + (b"\0" * 32,))
     got = [r[0] for r in sp.peek(100)]
     assert got == list(range(21, 46)) and sp.dropped == 20  # oldest dropped, counted
 
@@ -166,7 +159,7 @@ def test_spool_capacity_and_overflow(tmp_path, ct):
 def test_torn_records_are_skipped(tmp_path, ct):
     sp = spool.Spool(str(tmp_path / "q"), 100, 3)
     for k in range(1, 4):
-        sp.append((k, 0, 0, 0, 0, 0, 0, 0, 0, 0, b"\0" * 32))
+        sp.append((k,) + (0,) * 14 + (b"\0" * 32,))
     name = sp._name(sp.wseg)
     with open(name, "r+b") as f:
         f.seek(spool.SIZE + 5)
@@ -177,39 +170,44 @@ def test_torn_records_are_skipped(tmp_path, ct):
 
 
 def test_energy_survives_torn_write_losing_one_interval(tmp_path):
-    e = store.Energy(str(tmp_path / "energy"))
+    led = meter.Ledger(str(tmp_path / "energy"), 2)
     for _ in range(20):
-        e.add(3600.0, 1000)  # 1 Wh export per call
-        e.add(-1800.0, 1000)
-        e.next_seq()
-        e.persist()
-    before = (e.export_mj, e.import_mj, e.seq)
-    e.add(3600.0, 1000)
-    e.next_seq()
-    e.persist()
+        led.book(0, True, 3600000)  # 1 Wh export
+        led.book(1, False, 1800000)
+        led.next_seq()
+        led.persist()
+    before = (list(led.mj), led.seq)
+    led.book(0, True, 3600000)
+    led.next_seq()
+    led.persist()
     # power cut in the middle of that last write: the newest slot is torn
-    newest = e.rec._name(e.rec.gen % e.rec.slots)
+    newest = led.rec._name(led.rec.gen % led.rec.slots)
     with open(newest, "r+b") as f:
         f.truncate(10)
-    e2 = store.Energy(str(tmp_path / "energy"))
-    assert (e2.export_mj, e2.import_mj, e2.seq) == before
-    assert e2.export_mwh() == 20000 and e2.import_mwh() == 10000
+    led2 = meter.Ledger(str(tmp_path / "energy"), 2)
+    assert (led2.mj, led2.seq) == before
+    assert led2.export_mj(0) // 3600 == 20000 and led2.import_mj(1) // 3600 == 10000
 
 
 @pytest.mark.parametrize("p", [-2500.0, 0.0, 2500.0])
-def test_counters_monotonic_and_signed(p):
-    e = store.Energy("/nonexistent-dir/energy")
-    imp0, exp0 = e.import_mj, e.export_mj
-    for k in range(100):
-        e.add(p * (1 if k % 3 else 0.3), 333)
-        assert e.import_mj >= imp0 and e.export_mj >= exp0
-        imp0, exp0 = e.import_mj, e.export_mj
-    assert (e.export_mj > 0) == (p > 0) and (e.import_mj > 0) == (p < 0)
+def test_counters_monotonic_and_signed(tmp_path, ct, schema, p):
+    clock = ws.WrapClock(0)
+    app = make_app(tmp_path, ct, Server(ct, schema), clock, p)
+    g = app.grid
+    imp0, exp0 = 0, 0
+    for k in range(30):
+        ws.set_power(app, p * (1 if k % 3 else 0.3))
+        clock.advance(1000 + 37 * k)
+        app.step()
+        led = app.ledger
+        assert led.import_mj(g) >= imp0 and led.export_mj(g) >= exp0
+        imp0, exp0 = led.import_mj(g), led.export_mj(g)
+    assert (exp0 > 0) == (p > 0) and (imp0 > 0) == (p < 0)
 
 
 def test_app_readings_validate_against_schema(tmp_path, ct, schema):
     server = Server(ct, schema)
-    clock = [0]
+    clock = ws.WrapClock(0)
     app = make_app(tmp_path, ct, server, clock)
 
     class Ev:
@@ -217,14 +215,17 @@ def test_app_readings_validate_against_schema(tmp_path, ct, schema):
             return contract.sha256_hex(b"\xff\xd8jpeg")
 
     app.evidence = Ev()
-    app.sampler.p = 987.65
+    ws.set_power(app, 987.65)
     for _ in range(3):
         r = run_interval(app, clock)
     body, _ = ct.signed_body(r, app.key)
     doc = json.loads(body)
     jsonschema.validate(doc, schema)
-    assert doc["timestamp"].endswith("Z") and doc["watts"] == 987.65
+    # the interval's energy over its length: the chip's counts, 22.5 J each
+    assert doc["timestamp"].endswith("Z") and doc["watts"] == pytest.approx(987.65, abs=3)
+    assert doc["schema_version"] == 2 and doc["solar_watts"] == pytest.approx(987.65, abs=3)
     assert doc["image_sha256"] == contract.sha256_hex(b"\xff\xd8jpeg")
     for k in ("voltage", "current", "watts", "timestamp", "meter_id", "seq", "pf", "frequency",
-              "energy_import_wh", "energy_export_wh"):
+              "energy_import_wh", "energy_export_wh", "solar_current", "solar_pf",
+              "solar_energy_export_wh", "solar_energy_import_wh"):
         assert k in doc

@@ -1,5 +1,6 @@
-"""Device to server, end to end: the firmware's real App/transport/net/mqtt code under CPython
-with the simulated front end, against the REAL omd-server (uvicorn subprocess, temp SQLite,
+"""Device to server, end to end: the firmware's real App/driver/transport/net/mqtt code under
+CPython with the metering chip simulated at its registers (firmware/tools/simdevice.py),
+against the REAL omd-server (uvicorn subprocess, temp SQLite,
 key provisioned through the real CLI) and a real mosquitto.
 
 Online readings (the device's ticks_ms wrapping meanwhile), a VGA camera JPEG at the configured
@@ -25,7 +26,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,15 +37,13 @@ for p in (str(FW_DIR), str(ROOT)):
 import config  # noqa: E402
 import evidence  # noqa: E402
 import main  # noqa: E402
-import metering  # noqa: E402
 import mqtt as fwmqtt  # noqa: E402
 import net  # noqa: E402
 import spool  # noqa: E402
 import transport  # noqa: E402
-from sim.frontend import Scenario, Unit, burst  # noqa: E402
 
 import contract as fwcontract  # noqa: E402
-from firmware.tools import bundle  # noqa: E402
+from firmware.tools import bundle, simdevice  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests" / "firmware"))
 import fake_camera  # noqa: E402
@@ -147,19 +145,6 @@ def server(tmp_path, broker):
     srv.logf.close()
 
 
-class SimSampler:
-    """sampler.Sampler's measure() with the simulated ADC front end instead of machine.ADC."""
-
-    def __init__(self, seed: int = 5):
-        self.unit = Unit.draw(seed)
-        self.rng = np.random.default_rng(seed)
-        self.scenario = Scenario(vrms=231.0, irms=2.5, phi_deg=20.0, export=True)
-
-    def measure(self, cal):
-        buf, n, fs, d = burst(self.unit, self.scenario, self.rng)
-        return metering.analyse(buf, n, fs, d, cal, 10)
-
-
 class Retained:
     """Collects retained messages under homeassistant/# as a fresh subscriber sees them."""
 
@@ -193,9 +178,8 @@ def test_device_to_server(tmp_path, server, broker, monkeypatch):
     cfg.update(meter_id=METER, key_hex=key_hex, server_url=server.url)
     cfg["mqtt"].update(host="127.0.0.1", port=broker)
 
-    # the device's ticks_ms() 30 s before it wraps; its NTP time an hour ago; 10 s per interval
-    clock = [wrap_scenario.DEVICE_PERIOD - 30_000]
-    start = clock[0]
+    # the device's ticks_ms() 30 s before it wraps; its NTP time an hour ago; 5 s per interval
+    cfg["interval_s"] = 5
     base = int(time.time()) - 3600
     calls: list[tuple[str, int]] = []
 
@@ -204,32 +188,37 @@ def test_device_to_server(tmp_path, server, broker, monkeypatch):
         calls.append((url, code))
         return code
 
-    def ticks_ms():
-        return clock[0] % wrap_scenario.DEVICE_PERIOD
-
     # the camera opened by the firmware at the configured quality and frame size
     monkeypatch.setitem(sys.modules, "camera", fake_camera.module())
     cam, status = evidence.open_camera(cfg["camera"]["frame_size"],
                                        cfg["camera"]["jpeg_quality_pct"])
     assert cam is not None, status
-    ev = evidence.Evidence(cam, None, cfg["camera"]["every_s"], ticks_ms, status)
     logs: list[str] = []
-    app = main.App(cfg, ct, SimSampler(), str(dev / "data"), ticks_ms,
-                   lambda: base + (clock[0] - start) // 1000, http, evidence=ev,
-                   log=logs.append)
+    ev = evidence.Evidence(cam, None, cfg["camera"]["every_s"], lambda: dev_.ticks_ms(), status)
+    dev_ = simdevice.SimDevice(cfg, ct, str(dev / "data"), http, base,
+                               start_ms=wrap_scenario.DEVICE_PERIOD - 15_000, evidence=ev,
+                               log=logs.append)
+    ticks_ms = dev_.ticks_ms
+    start = dev_.clock.start
+    app = dev_.app
+    # midday: 2.4 kW from the inverter, 1.5 kW of it exported, the rest used in the house
+    dev_.set_power(2400.0, 1500.0)
     sent: dict[int, str] = {}  # seq -> sig of what the device produced
 
     def interval():
-        clock[0] += cfg["interval_s"] * 1000
-        r = app.step()
+        r = dev_.interval()
         assert r is not None
         sent[r["seq"]] = ct.signed_body(r, app.key)[1]
-        app.pump()
+        return r
 
     # 1. online: readings go one by one, the boot photo is uploaded and announced
     for _ in range(6):
-        interval()
+        r = interval()
     assert app.spool.pending() == 0 and app.sent == 6
+    # reading schema v2 from the chip's two channels, near the true power (uncalibrated)
+    assert r["schema_version"] == 2
+    assert float(r["solar_watts"]) == pytest.approx(2400.0, rel=0.05)
+    assert float(r["watts"]) == pytest.approx(1500.0, rel=0.05)
     assert {u for u, _ in calls} == {app.tp.reading_url, app.tp.image_url}
     assert (app.tp.image_url, 201) in calls
     assert ticks_ms() < start  # the device's ticks wrapped in the meantime
