@@ -32,16 +32,3 @@ def schema():
 @pytest.fixture(scope="session")
 def vectors():
     return json.loads((ROOT / "contract" / "vectors.json").read_text())
-
-
-@pytest.fixture(scope="session")
-def calibrated():
-    """(unit, nominal cal, calibrated cal) of the simulated board, seed 7."""
-    import config
-    from sim.frontend import Unit
-
-    from firmware.tools import bench
-
-    unit = Unit.draw(7)
-    nominal = config.cal_of({"cal": dict(config.DEFAULTS["cal"])})
-    return unit, nominal, bench.calibrate(unit, nominal, 7)

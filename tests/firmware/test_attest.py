@@ -183,25 +183,20 @@ def test_app_hook_and_store_and_forward(tmp_path, ct):
     """The App feeds every spooled reading to the Attestor and sends the attestations after
     the readings, with the readings' status rules (retry keeps, rejected drops); the leaves
     are exactly the readings the server receives."""
+    import sys
+    from pathlib import Path
+
     import config
     import main
-    import metering
-    import numpy as np
     from omd_server import contract as server_contract
-    from sim.frontend import Scenario, Unit, burst
 
-    unit = Unit.draw(3)
-    rng = np.random.default_rng(3)
-
-    class Sampler:
-        def measure(self, c):
-            buf, n, fs, d = burst(unit, Scenario(export=True, irms=4.0), rng)
-            return metering.analyse(buf, n, fs, d, c, 10)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import wrap_scenario as ws
 
     cfg, _ = config.load(str(tmp_path / "none.json"))
     cfg.update(meter_id="meter-01", key_hex="11" * 32, interval_s=60,
                server_url="http://127.0.0.1:9")
-    clock = [0]
+    clock = ws.WrapClock(0)
     t_base = 1_722_000_000 - 1_722_000_000 % 900
     answers: list[int] = []
     posted: list[tuple[str, bytes]] = []
@@ -213,10 +208,10 @@ def test_app_hook_and_store_and_forward(tmp_path, ct):
     w = VEC["cases"][0]["wire"]
     a = attest.Attestor(SPEC, {"chainId": w["chainId"], "verifyingContract": w["verifyingContract"]},
                         "meter-01", 4242, str(tmp_path / "data"), 900)
-    app = main.App(cfg, ct, Sampler(), str(tmp_path / "data"), lambda: clock[0],
-                   lambda: t_base + clock[0] // 1000, http, log=lambda *x: None, attestor=a)
+    app = ws.make_app(main, config, str(tmp_path / "data"), clock, http, 920.0, cfg=cfg, ct=ct,
+                      unix=lambda: t_base + clock.t // 1000, log=lambda *x: None, attestor=a)
     for _ in range(16):
-        clock[0] += 60_000
+        clock.advance(60_000)
         app.step()
     # interval 1 = readings 1..14 (t = 60..840 s), closed when reading 15 (t = 900) arrived
     assert a.spool.pending() == 1
@@ -224,27 +219,29 @@ def test_app_hook_and_store_and_forward(tmp_path, ct):
     assert (rec[1], rec[2], rec[5], rec[6]) == (t_base, t_base + 900, 1, 14)
     # readings first (one batch), then the attestation: a 503 keeps it, a 201 delivers it
     answers[:] = [200, 503]
-    app.pump(clock[0])
+    app.pump(clock())
     assert posted[-1][0].endswith("/api/v1/attestations") and a.spool.pending() == 1
     sent = json.loads(posted[0][1])["readings"]
     texts = [server_contract.canonical(r) for r in sent[:14]]
     assert "0x" + rec[7].hex() == ref.batch_root(texts)
-    assert rec[3] // 3600 == round(sent[13]["energy_export_wh"] * 1000)  # same counter, in mWh
+    # the attested energy is the solar production: the same counter, in mWh
+    assert rec[3] // 3600 == round(sent[13]["solar_energy_export_wh"] * 1000)
+    assert rec[3] > 0 and rec[4] == 0
     answers[:] = [201]
     app.backoff.ok()
-    app.pump(clock[0])
+    app.pump(clock())
     assert a.spool.pending() == 0
     body = json.loads(posted[-1][1])
     assert body["readingCount"] == 14
     assert ref.recover(body) == Account.from_key((4242).to_bytes(32, "big")).address
     # a 422 drops it (a later attestation's cumulative counter covers its energy)
     for _ in range(15):
-        clock[0] += 60_000
+        clock.advance(60_000)
         app.step()
     assert a.spool.pending() == 1
     answers[:] = [200, 422]
     app.backoff.ok()
-    app.pump(clock[0])
+    app.pump(clock())
     assert a.spool.pending() == 0 and app.rejected == 1
 
 

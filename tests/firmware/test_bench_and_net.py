@@ -1,4 +1,4 @@
-"""Benchmark output, HTTP POST against a real local server, MQTT + HA discovery on mosquitto."""
+"""HTTP POST against a real local server, MQTT + HA discovery on mosquitto."""
 
 import json
 import shutil
@@ -13,20 +13,7 @@ import mqtt
 import net
 import pytest
 
-from firmware.tools import bench
-
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_bench_markdown_deterministic_and_docs_up_to_date(tmp_path):
-    out = tmp_path / "a.md"
-    assert bench.main(["--out", str(out), "--no-speed"]) == 0
-    text = out.read_text()
-    assert "| 50 | import | 0.5 cap | 5 |" in text and "Within class 1 everywhere: yes" in text
-    unit, cal, table = bench.rows(1, 10)
-    assert bench.markdown(1, 10, unit, cal, table) == text
-    doc = ROOT / "docs" / "generated" / "accuracy.md"
-    assert doc.read_text() == text, "regenerate: python -m firmware.tools.bench --out " + str(doc)
 
 
 def test_http_post_real_server():

@@ -8,7 +8,6 @@ from pathlib import Path
 import config
 import evidence
 import main
-import metering
 import numpy as np
 import pytest
 from PIL import Image
@@ -53,8 +52,8 @@ def shoot(tmp_path, ct, frame_size, pct):
     cfg["key_hex"] = ws.KEY_HEX
     clock = ws.WrapClock(0)
     ev = evidence.Evidence(cam, None, CAM["every_s"], clock, status)
-    app = main.App(cfg, ct, ws.ConstSampler(metering, 500.0), str(tmp_path / "d"),
-                   clock, clock.unix, http, evidence=ev)
+    app = ws.make_app(main, config, str(tmp_path / "d"), clock, http, 500.0, cfg=cfg, ct=ct,
+                      evidence=ev)
     app.pump()
     clock.advance(10_000)
     r = app.step()

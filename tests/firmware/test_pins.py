@@ -9,7 +9,6 @@ import pytest
 
 from firmware.tools import gen_esphome, pincheck
 from openmetering import pins
-from openmetering.kicadnet import read_netlist
 
 ROOT = Path(__file__).resolve().parents[2]
 NETLIST = ROOT / "hardware" / "kicad" / "open-meter.net"
@@ -50,30 +49,6 @@ def test_real_netlist_matches_pinmap():
     assert errs == []
 
 
-def test_real_netlist_divider_is_the_config_default():
-    """The ACS712 and ZMPT101B dividers in config.py are the resistors on the board."""
-    import config
-
-    net = read_netlist(NETLIST)
-    comps = {ref: p.value for ref, p in net.parts.items()}
-    nets = net.signal_nets()
-
-    def ohms(v):
-        m = re.fullmatch(r"([\d.]+)\s*([kKmM]?)", v.replace("Ω", "").strip())
-        return float(m.group(1)) * {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "m": 1e-3}[m.group(2)]
-
-    def ratio(adc_net):
-        rs = [r for r, _pin in nets[adc_net] if r.startswith("R")]
-        gnd = [r for r in rs if any(ref == r for ref, _pin in nets.get("GND", []))]
-        top = [r for r in rs if r not in gnd]
-        assert len(gnd) == 1 and len(top) == 1, (adc_net, rs)
-        lo, hi = ohms(comps[gnd[0]]), ohms(comps[top[0]])
-        return lo / (lo + hi)
-
-    assert config.DEFAULTS["cal"]["i_divider"] == pytest.approx(ratio("ADC_I"), rel=1e-6)
-    assert config.DEFAULTS["cal"]["v_divider"] == pytest.approx(ratio("ADC_V"), rel=1e-6)
-
-
 def test_sample_netlist_passes(tmp_path, pm):
     p = tmp_path / "ok.net"
     p.write_text(sample_netlist(pm))
@@ -83,10 +58,10 @@ def test_sample_netlist_passes(tmp_path, pm):
 
 def test_planted_netlist_mistake_names_the_pin(tmp_path, pm):
     p = tmp_path / "bad.net"
-    # ADC_I wired to IO12 (pad 20) instead of IO2: an ADC2 pin
-    p.write_text(sample_netlist(pm, {"ADC_I": ("20", "IO12")}))
+    # the chip's SDO wired to IO12 (pad 20) instead of IO39
+    p.write_text(sample_netlist(pm, {"MTR_MISO": ("20", "IO12")}))
     errs = [str(e) for e in pincheck.check(PINMAP, p)]
-    assert any("ADC_I" in e and "GPIO2" in e and "GPIO12" in e for e in errs), errs
+    assert any("MTR_MISO" in e and "GPIO39" in e and "GPIO12" in e for e in errs), errs
     assert pincheck.main([str(p)]) == 1
 
 
@@ -105,7 +80,7 @@ def test_planted_mistake_in_real_netlist_copy(tmp_path):
 
 
 @pytest.mark.parametrize("edit,needle", [
-    ('"ADC_I": (2, "adc")', ('"ADC_I": (12, "adc")', "[adc1-only] U1 pin IO12: analog signal ADC_I")),
+    ('"MTR_CS": (1, "spi")', ('"MTR_CS": (22, "spi")', "[module-pad] U1 pin IO22: MTR_CS on GPIO22")),
     ('"LED_NET": (48, "led")', ('"LED_NET": (35, "led")', "[flash-psram] U1 pin IO35: LED_NET on")),
     ('"LED_NET": (48, "led")', ('"LED_NET": (47, "led")', "[gpio-unique] U1 pin IO47: GPIO47 assigned to both")),
     ('"BUTTON_USER": (14, "button")', ('"BUTTON_USER": (46, "button")', "[strapping] U1 pin IO46: BUTTON_USER")),
@@ -134,7 +109,8 @@ def test_pinmap_altered_against_real_netlist(tmp_path):
 def test_esphome_yaml_is_generated_from_pinmap(pm):
     text = (ROOT / "firmware" / "esphome" / "open-meter.yaml").read_text()
     assert text == gen_esphome.generate(), "run python -m firmware.tools.gen_esphome"
-    for sig in ("ADC_V", "ADC_I", "CAM_XCLK", "CAM_VSYNC", "LED_STATUS", "BUTTON_USER"):
+    for sig in ("MTR_CS", "MTR_SCLK", "MTR_MOSI", "MTR_MISO", "CAM_XCLK", "CAM_VSYNC",
+                "LED_STATUS", "BUTTON_USER"):
         assert f"GPIO{pm.gpio(sig)}" in text, sig
     data = "[" + ", ".join(str(pm.gpio(f"CAM_D{i}")) for i in range(8)) + "]"
     assert f"data_pins: {data}" in text

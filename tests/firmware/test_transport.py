@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import config
 import main
 import pytest
 import spool
@@ -12,6 +13,7 @@ import transport
 import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wrap_scenario as ws  # noqa: E402
 from test_store_forward import KEY_HEX, Server, make_app, run_interval  # noqa: E402
 
 
@@ -50,7 +52,7 @@ def test_image_signature_vector(ct):
 
 def offline_backlog(tmp_path, ct, schema, n):
     server = Server(ct, schema)
-    clock = [0]
+    clock = ws.WrapClock(0)
     app = make_app(tmp_path, ct, server, clock)
     server.up = False
     for _ in range(n):
@@ -64,7 +66,7 @@ def drain(app, clock, limit=1000):
     for _ in range(limit):
         if not app.spool.pending():
             return
-        clock[0] += 130_000  # past any backoff
+        clock.advance(130_000)  # past any backoff
         app.pump()
     raise AssertionError("queue never drained")
 
@@ -102,7 +104,7 @@ def test_server_errors_keep_everything_and_back_off(tmp_path, ct, schema, status
     server.status = status
     calls = server.calls
     for _ in range(600):  # 10 min of 1 s loop passes
-        clock[0] += 1000
+        clock.advance(1000)
         app.pump()
     assert app.spool.pending() == 60 and app.rejected == 0
     assert server.calls - calls <= 10  # 2, 4, 8, ... 120 s apart, not every pass
@@ -139,9 +141,8 @@ def test_evidence_upload_is_signed_per_contract(tmp_path, ct, schema):
             return b"\xff\xd8\xff\xe0jpeg"
 
     ev = evidence.Evidence(Cam(), None, 3600, lambda: 0)
-    cfg_app = make_app(tmp_path, ct, http, [0])
-    app = main.App(cfg_app.cfg, ct, cfg_app.sampler, str(tmp_path / "d2"), lambda: 0,
-                   lambda: 1722000000, http, evidence=ev)
+    app = ws.make_app(main, config, str(tmp_path / "d2"), ws.WrapClock(0), http, 100.0, ct=ct,
+                      evidence=ev)
     app.pump()
     url, body, ctype, headers = got[0]
     img = ct.transport["image"]
