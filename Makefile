@@ -7,7 +7,7 @@ PYTEST  := .venv/bin/pytest
 STAMP   := .venv/.setup/ok
 
 .PHONY: all setup rebuild check-stamps circuit netlist bom assertions board render fab \
-        firmware esphome accuracy accuracy-chip openapi vectors contracts chain diagrams docs site \
+        firmware esphome accuracy-chip openapi vectors contracts chain diagrams docs site \
         test demo bench bench-firmware bench-server bench-route bench-attest bench-build serve \
         simulate ha-live lint lock clean
 
@@ -36,7 +36,7 @@ circuit: setup
 
 # the design assertions include the pin rules (firmware/pinmap.py against the netlist);
 # `python -m firmware.tools.pincheck` runs the same rules from the firmware side
-netlist bom assertions render fab esphome accuracy accuracy-chip openapi vectors diagrams \
+netlist bom assertions render fab esphome accuracy-chip openapi vectors diagrams \
   site: setup
 	$(OMD) build $@
 
@@ -45,7 +45,7 @@ board: setup
 
 # --- firmware and docs -------------------------------------------------------------------
 firmware: setup
-	$(OMD) build esphome accuracy accuracy-chip
+	$(OMD) build esphome accuracy-chip
 
 # --- contracts and the local chain ----------------------------------------------------------
 # attestation vectors, forge build and the gas report page
@@ -75,7 +75,6 @@ bench-build: setup  # no-op and one-line-change build times, and KiBot on the sa
 	$(PY) -m openmetering.buildbench
 
 bench-firmware: setup
-	$(PY) -m firmware.tools.bench
 	$(PY) -m firmware.tools.bench_chip
 
 bench-server: setup

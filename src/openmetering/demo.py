@@ -39,27 +39,16 @@ def _wait_http(url: str, proc, timeout: float = 30) -> None:
 
 
 def _meter(dev: Path, srv_url: str, hmac_key: str, dep: dict, t_start: int):
-    """The firmware's App and Attestor on a simulated front end (as the tests drive it)."""
+    """The firmware's App and Attestor on a simulated rev-B meter (as the tests drive it)."""
     for p in (str(P.root / "firmware"), str(P.root)):
         if p not in sys.path:
             sys.path.insert(0, p)
     import config
     import main
-    import metering
     import net
-    import numpy as np
-    from sim.frontend import Scenario, Unit, burst
 
     import contract as fwcontract
-
-    class Sampler:
-        def __init__(self):
-            self.unit, self.rng = Unit.draw(7), np.random.default_rng(7)
-            self.scenario = Scenario(vrms=231.0, irms=6.0, phi_deg=10.0, export=True)
-
-        def measure(self, cal):
-            buf, n, fs, d = burst(self.unit, self.scenario, self.rng)
-            return metering.analyse(buf, n, fs, d, cal, 10)
+    from firmware.tools import simdevice
 
     cfg, _ = config.load(str(dev / "config.json"))
     cfg.update(meter_id=METER, key_hex=hmac_key, server_url=srv_url, interval_s=READ_S)
@@ -67,19 +56,17 @@ def _meter(dev: Path, srv_url: str, hmac_key: str, dep: dict, t_start: int):
                          verifier=dep["contracts"]["AttestationVerifier"]["address"])
     att = main.attestor_of(cfg, str(dev / "contract"), str(dev / "data"),
                            str(dev / "device.key"))
-    clock = [0]
-    sampler = Sampler()
-    app = main.App(cfg, fwcontract.load(str(dev / "contract")), sampler, str(dev / "data"),
-                   lambda: clock[0], lambda: t_start - READ_S + clock[0] // 1000,
-                   lambda u, b, c="application/json", h=None: net.http_post(u, b, c, h, 5),
-                   log=lambda *a: None, attestor=att)
+    # the chip as minichip: constant power per attestation interval, hours in seconds
+    device = simdevice.SimDevice(
+        cfg, fwcontract.load(str(dev / "contract")), str(dev / "data"),
+        lambda u, b, c="application/json", h=None: net.http_post(u, b, c, h, 5),
+        t_start - READ_S, chip="mini", log=lambda *a: None, attestor=att)
 
     def interval(irms: float) -> None:
-        sampler.scenario = Scenario(vrms=231.0, irms=irms, phi_deg=10.0, export=True)
+        w = 231.0 * irms * 0.985
+        device.set_power(w, w - 400.0)  # production, 400 W of it used in the house
         for _ in range(PERIOD // READ_S):
-            clock[0] += READ_S * 1000
-            app.step()
-            app.pump(clock[0])
+            device.interval()
 
     return interval, att
 

@@ -96,10 +96,10 @@ class ProjectPaths:
     bom_csv, bom_xlsx, cost = _below("bom", "{name}-bom.csv", "{name}-bom.xlsx", "cost.json")
     fab_summary = _Below("fab", "fab-summary.json")
 
-    # --- generated: docs (the accuracy pages are the firmware benches') ----------------------
-    board_pictures, schematic_pictures, docs_include, accuracy, accuracy_chip, router_comparison = (
-        _below("generated_docs", "board", "schematic", "include", "accuracy.md",
-               "accuracy-chip.md", "router-comparison.md"))
+    # --- generated: docs (the accuracy page is the firmware bench's) -------------------------
+    board_pictures, schematic_pictures, docs_include, accuracy_chip, router_comparison = (
+        _below("generated_docs", "board", "schematic", "include", "accuracy-chip.md",
+               "router-comparison.md"))
     # gas-report.md: the chain stage's (measured on anvil); signature-cost.md: make bench-attest
     gas_report, signature_cost = _below("generated_docs", "gas-report.md", "signature-cost.md")
     site = _Below("root", "site")

@@ -23,7 +23,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 from eth_account import Account
 from omd_server import attestation as ref
@@ -40,13 +39,11 @@ for p in (str(FW), str(ROOT)):
 import attest  # noqa: E402
 import config  # noqa: E402
 import main  # noqa: E402
-import metering  # noqa: E402
 import net  # noqa: E402
 import secp256k1  # noqa: E402
-from sim.frontend import Scenario, Unit, burst  # noqa: E402
 
 import contract as fwcontract  # noqa: E402
-from firmware.tools import bundle  # noqa: E402
+from firmware.tools import bundle, simdevice  # noqa: E402
 
 METER = "sun-01"
 MICROPYTHON = Path(sys.executable).parent / "micropython"
@@ -111,19 +108,6 @@ class Server:
             return e.code, json.loads(e.read())
 
 
-class Sampler:
-    """sampler.Sampler's measure() on the simulated front end; power set per interval."""
-
-    def __init__(self):
-        self.unit = Unit.draw(21)
-        self.rng = np.random.default_rng(21)
-        self.scenario = Scenario(vrms=231.0, irms=6.0, phi_deg=10.0, export=True)
-
-    def measure(self, cal):
-        buf, n, fs, d = burst(self.unit, self.scenario, self.rng)
-        return metering.analyse(buf, n, fs, d, cal, 10)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("chain")
@@ -176,26 +160,23 @@ def test_meter_to_chain(world):
                          verifier=dep["contracts"]["AttestationVerifier"]["address"])
     att = main.attestor_of(cfg, str(dev / "contract"), str(dev / "data"), key_path)
     assert att.address == address
-    clock = [0]
     t_start = commissioned - commissioned % ATT_PERIOD + ATT_PERIOD  # first whole interval
-    sampler = Sampler()
-    app = main.App(cfg, fwcontract.load(str(dev / "contract")), sampler, str(dev / "data"),
-                   lambda: clock[0], lambda: t_start - READ_S + clock[0] // 1000,
-                   lambda u, b, c="application/json", h=None: net.http_post(u, b, c, h, 5),
-                   log=lambda *a: None, attestor=att)
+    # the chip as minichip (constant power per interval): 75 min of device time in seconds
+    dev_ = simdevice.SimDevice(
+        cfg, fwcontract.load(str(dev / "contract")), str(dev / "data"),
+        lambda u, b, c="application/json", h=None: net.http_post(u, b, c, h, 5),
+        t_start - READ_S, chip="mini", log=lambda *a: None, attestor=att)
+    app = dev_.app
     # five intervals: sunny, cloudy, night (import), sunny, sunny; then one reading into the 6th
     plan = [(6.0, True), (2.0, True), (0.4, False), (7.0, True), (5.5, True)]
     seen = []
     for irms, export in plan:
-        sampler.scenario = Scenario(vrms=231.0, irms=irms, phi_deg=10.0, export=export)
+        w = 231.0 * irms * 0.985 * (1 if export else -1)
+        dev_.set_power(w, w - 400.0)  # the house uses 400 W of it
         for _ in range(ATT_PERIOD // READ_S):
-            clock[0] += READ_S * 1000
-            app.step()
-            app.pump(clock[0])
+            dev_.interval()
             seen.append(att.seq)
-    clock[0] += READ_S * 1000
-    app.step()
-    app.pump(clock[0])
+    dev_.interval()
     assert att.spool.pending() == 0 and app.rejected == 0
     assert att.seq == 5
 

@@ -117,6 +117,7 @@ def test_transport_under_micropython(mp_run, ct):
 WRAP_RUNNER = r"""
 import sys, json
 sys.path.insert(0, FW)
+sys.path.insert(0, FW + "/tools")
 sys.path.insert(0, TESTS)
 import config, contract, main, net, ticks
 import wrap_scenario as ws

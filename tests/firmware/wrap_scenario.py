@@ -43,95 +43,6 @@ class Lcg:
         return self.x % n
 
 
-class MiniChip:
-    """The ATM90E32AS at its SPI frames, reduced to what the wrap runs need, in plain Python
-    (the numpy simulator, firmware/sim/m90e32as.py, cannot run on the unix port): registers
-    that keep what is written, LastSPIData, constant power per channel integrated into the
-    read-to-clear energy registers over the chip's own time (the clock's true ms, which never
-    wraps), and the live values of that power. Facts come from m90e32as.py, like the driver's."""
-
-    def __init__(self, F, clock, watts, v=230.0):  # noqa: N803 (F: the facts module)
-        self.F = F
-        self.clock = clock
-        self.watts = watts  # chip phase -> W in the chip's forward direction
-        self.v = v
-        self.regs = {}
-        self.last = 0
-        self.t = clock.t
-        self.acc = [0, 0, 0, 0, 0, 0]  # (forward, reverse) mJ not yet counted, per phase
-
-    def _run(self):
-        F = self.F
-        dt = self.clock.t - self.t
-        self.t = self.clock.t
-        mmode0 = self.regs.get(F.MMODE0, 0)
-        for p in range(3):
-            w = self.watts.get(p, 0.0)
-            if not mmode0 & (F.MM0_ENPA, F.MM0_ENPB, F.MM0_ENPC)[p]:
-                continue
-            k = 0 if w >= 0 else 1
-            # the registers count real energy / k (the channel's current register scale, 2)
-            self.acc[2 * p + k] += int(abs(w) * dt) // 2
-
-    def _read(self, addr):
-        F = self.F
-        if addr == F.LASTSPIDATA:
-            return self.last
-        g = F.PHASE_REGS
-        self._run()
-        for p in range(3):
-            for d, name in ((0, "APenergy"), (1, "ANenergy")):
-                if addr == g[name][p]:
-                    unit = F.energy_mj_per_count(F.METER_CONSTANT)
-                    n = self.acc[2 * p + d] // unit
-                    self.acc[2 * p + d] -= n * unit
-                    # a 16-bit register: what a stall longer than it holds would have
-                    # counted is gone (bounded, never booked twice or in the other register)
-                    return n if n < 0xFFFF else 0xFFFF
-            w = self.watts.get(p, 0.0)
-            i = abs(w) / self.v
-            p32 = int(w / 2 / F.POWER_LSB_W) & 0xFFFFFFFF
-            s32 = int(abs(w) / 2 / F.POWER_LSB_W)
-            live = {"Urms": int(self.v / F.URMS_LSB_V), "UrmsLSB": 0,
-                    "Irms": int(i / 2 / F.IRMS_LSB_A), "IrmsLSB": 0,
-                    "Pmean": p32 >> 16, "PmeanLSB": p32 & 0xFFFF, "Qmean": 0, "QmeanLSB": 0,
-                    "Smean": s32 >> 16, "SmeanLSB": s32 & 0xFFFF,
-                    "PFmean": int(1 / F.PF_LSB) if w >= 0 else (0x10000 - int(1 / F.PF_LSB)),
-                    "PAngle": 0 if w >= 0 else 1800}
-            for name in live:
-                if addr == g[name][p]:
-                    return live[name]
-        if addr == F.FREQ:
-            return int(50 / F.FREQ_LSB_HZ)
-        if addr == F.CRCDIGEST:
-            return 0x1D0F
-        if addr == F.CRCERRSTATUS:
-            return 0
-        return self.regs.get(addr, 0)
-
-    def write_readinto(self, tx, rx):
-        F = self.F
-        word = (tx[0] << 8) | tx[1]
-        addr = word & F.ADDR_MASK
-        if word & F.READ_FLAG:
-            v = self._read(addr)
-        else:
-            v = (tx[2] << 8) | tx[3]
-            if addr == F.SOFTRESET:
-                self.regs = {}
-            else:
-                self.regs[addr] = v
-        self.last = v
-        rx[0] = rx[1] = 0
-        rx[2] = v >> 8
-        rx[3] = v & 0xFF
-
-
-class Pin:
-    def value(self, v=None):
-        return 1
-
-
 class LanServer:
     """Enough of the server for the unix port: up/down, seq order, batch or single, sig."""
 
@@ -161,33 +72,25 @@ class LanServer:
         return 200 if len(docs) > 1 else 201
 
 
-def make_app(main, config, data_dir, clock, server, p, cfg=None, **kw):
-    """The App on the real driver and ChipMeter against MiniChip: p W through the grid
-    channel and through the solar channel (export positive, as the contract counts).
-    cfg: a config to use instead of the defaults; kw: App's optional arguments."""
-    import m90e32as as F
-    import meter
-    import store
-    import ticks
+def _minichip():
+    try:  # the unix port's runner puts firmware/tools on the path
+        import minichip
+    except ImportError:
+        from firmware.tools import minichip
+    return minichip
 
+
+def make_app(main, config, data_dir, clock, server, p, cfg=None, **kw):
+    """The App on the real driver and ChipMeter against minichip.MiniChip: p W through the
+    grid channel and through the solar channel (export positive, as the contract counts).
+    cfg: a config to use instead of the defaults; kw: App's optional arguments."""
+    minichip = _minichip()
     if cfg is None:
         cfg, _ = config.load(data_dir + "/none.json")
         cfg["key_hex"] = KEY_HEX
     ct = kw.pop("ct", None) or server.ct
-    chip_cfg = meter.merged(config.chip_of(cfg))
-    watts = {}
-    for ch in chip_cfg["channels"]:
-        watts[ch["phase"]] = p * ch["sign"]  # the chip's forward direction
-    chip = MiniChip(F, clock, watts)
-    drv = meter.ATM90E32(chip, Pin(), clock.advance)
-    store.mkdirs(data_dir)
-
-    class Ticks:  # the driver's ticks module, on the wrapping clock
-        ticks_ms = clock
-        ticks_diff = staticmethod(ticks.ticks_diff)
-        ticks_add = staticmethod(ticks.ticks_add)
-
-    m = meter.ChipMeter(drv, chip_cfg, Ticks, data_dir, log=lambda *a: None)
+    m, chip = minichip.chip_meter(config.chip_of(cfg), clock, data_dir)
+    minichip.set_power(m, chip, p, p)
     app = main.App(cfg, ct, m, clock, kw.pop("unix", clock.unix), server, data_dir, **kw)
     app.fake_chip = chip
     return app
@@ -195,8 +98,7 @@ def make_app(main, config, data_dir, clock, server, p, cfg=None, **kw):
 
 def set_power(app, p):
     """p W (export positive) through both channels from now on."""
-    for ch in app.meter.chans:
-        app.fake_chip.watts[ch["phase"]] = p * ch["sign"]
+    _minichip().set_power(app.meter, app.fake_chip, p, p)
 
 
 # one energy-register count at k = 2 (m90e32as.energy_mj_per_count() x 2)

@@ -27,7 +27,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import paho.mqtt.client as paho
 import pytest
 from omd_server import attestation as ref
@@ -45,12 +44,10 @@ for p in (str(FW), str(ROOT)):
 import attest  # noqa: E402,F401
 import config  # noqa: E402
 import main  # noqa: E402
-import metering  # noqa: E402
 import net  # noqa: E402
-from sim.frontend import Scenario, Unit, burst  # noqa: E402
 
 import contract as fwcontract  # noqa: E402
-from firmware.tools import bundle  # noqa: E402
+from firmware.tools import bundle, simdevice  # noqa: E402
 
 pytestmark = pytest.mark.slow
 METER = "sun-02"
@@ -109,17 +106,6 @@ class Server:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
-
-
-class Sampler:
-    def __init__(self):
-        self.unit = Unit.draw(33)
-        self.rng = np.random.default_rng(33)
-        self.scenario = Scenario(vrms=231.0, irms=6.0, phi_deg=10.0, export=True)
-
-    def measure(self, cal):
-        buf, n, fs, d = burst(self.unit, self.scenario, self.rng)
-        return metering.analyse(buf, n, fs, d, cal, 10)
 
 
 class Retained:
@@ -217,20 +203,18 @@ def test_meter_to_home_assistant_through_the_oracle(world):
     cfg["attest"].update(chain_id=dep["chain_id"],
                          verifier=dep["contracts"]["AttestationVerifier"]["address"])
     att = main.attestor_of(cfg, str(dev / "contract"), str(dev / "data"), key_path)
-    clock = [0]
-    sampler = Sampler()
-    app = main.App(cfg, fwcontract.load(str(dev / "contract")), sampler, str(dev / "data"),
-                   lambda: clock[0], lambda: t_start - READ_S + clock[0] // 1000,
-                   lambda u, b, c="application/json", h=None: net.http_post(u, b, c, h, 5),
-                   log=lambda *a: None, attestor=att)
+    # the chip as minichip (constant power per interval): 75 min of device time in seconds
+    dev_ = simdevice.SimDevice(
+        cfg, fwcontract.load(str(dev / "contract")), str(dev / "data"),
+        lambda u, b, c="application/json", h=None: net.http_post(u, b, c, h, 5),
+        t_start - READ_S, chip="mini", log=lambda *a: None, attestor=att)
+    app = dev_.app
 
     def run_interval(irms: float, export: bool = True, pump: bool = True):
-        sampler.scenario = Scenario(vrms=231.0, irms=irms, phi_deg=10.0, export=export)
+        w = 231.0 * irms * 0.985 * (1 if export else -1)
+        dev_.set_power(w, w - 400.0)  # the house uses 400 W of it
         for _ in range(ATT_PERIOD // READ_S):
-            clock[0] += READ_S * 1000
-            app.step()
-            if pump:
-                app.pump(clock[0])
+            dev_.interval(pump)
 
     def status(seq: int) -> str:
         return oracle_status(consumer, seq)
@@ -245,9 +229,7 @@ def test_meter_to_home_assistant_through_the_oracle(world):
     t0 = time.monotonic()
     for irms in (6.0, 2.0, 7.0):
         run_interval(irms)
-    clock[0] += READ_S * 1000  # one reading into the 4th interval closes the 3rd
-    app.step()
-    app.pump(clock[0])
+    dev_.interval()  # one reading into the 4th interval closes the 3rd
     assert att.seq == 3
     wait_for(lambda: all(status(k) == "fulfilled" for k in (1, 2, 3)), 90, "intervals 1-3")
     first_three = time.monotonic() - t0
@@ -255,9 +237,7 @@ def test_meter_to_home_assistant_through_the_oracle(world):
     # -- DON outage, then a server restart while interval 4's request is on its way
     don.stop()
     run_interval(5.0)
-    clock[0] += READ_S * 1000
-    app.step()
-    app.pump(clock[0])
+    dev_.interval()
     assert att.seq == 4
     wait_for(lambda: status(4) == "pending", 30, "request 4 sent during the DON outage")
     srv.stop()
@@ -266,11 +246,10 @@ def test_meter_to_home_assistant_through_the_oracle(world):
     it = consumer.functions.intervalOf(METER, 4).call()
     assert it[1] is True  # retryable
     run_interval(4.0, pump=False)  # interval 5 waits in the meter's spool
-    clock[0] += READ_S * 1000
-    app.step()
+    dev_.interval(pump=False)
     srv.start()
-    app.pump(clock[0])
-    app.pump(clock[0] + 1000)
+    app.pump()
+    app.pump()
     assert att.spool.pending() == 0 and app.rejected == 0 and att.seq == 5
     wait_for(lambda: all(status(k) == "fulfilled" for k in range(1, 6)), 120, "intervals 4-5")
 

@@ -27,7 +27,6 @@ P = project()
 # them again here would only double the test time. Their stamps are held to the tree by
 # test_build.test_committed_stamps_describe_the_tree.
 PROVEN_ELSEWHERE = {
-    "accuracy": "tests/firmware/test_bench_and_net.py (accuracy.md current)",
     "accuracy-chip": "tests/firmware/test_chip.py::test_committed_chip_accuracy_page_is_current",
     "vectors": "tests/contracts/test_generated.py (attestation vectors --check)",
     "contracts": "tests/contracts/test_generated.py::test_gas_report_current",

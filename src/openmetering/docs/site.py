@@ -19,7 +19,6 @@ from .pages import FAMILIES
 
 # Pages other stages write straight into docs/generated/ (the nav links them).
 WRITTEN_ELSEWHERE = (
-    Input("accuracy", "accuracy", "firmware bench (python -m firmware.tools.bench)"),
     Input("accuracy_chip", "accuracy_chip",
           "metering-chip bench (python -m firmware.tools.bench_chip)"),
     Input("router_comparison", "router_comparison", "router comparison (omd router-compare)"),
