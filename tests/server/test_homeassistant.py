@@ -165,7 +165,9 @@ def test_entities_in_a_real_home_assistant(tmp_path, home_assistant, mosquitto, 
     srv = server_process(cfg)
     r = reading(METER, 1, key, timestamp=iso_now(-30), voltage=231.25, current=4.0,
                 watts=-905.0, pf=0.978, frequency=50.01, energy_import_wh=1234.567,
-                energy_export_wh=98765.432, fw="1.4.2")
+                energy_export_wh=98765.432, schema_version=2, solar_current=10.5,
+                solar_watts=2403.88, solar_pf=0.99, solar_energy_export_wh=45678.901,
+                solar_energy_import_wh=12.345, fw="1.4.2")
     assert httpx.post(srv.url + "/api/v1/readings", json=r, timeout=10).status_code == 201
 
     want = {entity_id(HA["default_entity_id"], METER, s["key"]): s for s in HA["sensors"]}
@@ -180,6 +182,8 @@ def test_entities_in_a_real_home_assistant(tmp_path, home_assistant, mosquitto, 
         assert attrs.get("device_class") == s["device_class"], eid
         assert attrs.get("state_class") == s["state_class"], eid
         value = r[s.get("source", s["key"])] * s.get("scale", 1)
+        if "minus" in s:  # derived: the house consumption, solar power - grid power
+            value = r[s["source"]] - r[s["minus"]]
         assert float(states[eid]["state"]) == pytest.approx(value, abs=1e-6), eid
 
     entities, devices = ha.ws({"type": "config/entity_registry/list"},
