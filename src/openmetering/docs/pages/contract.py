@@ -30,6 +30,11 @@ def gen_reading(paths: ProjectPaths) -> str:
                   "Meaning"], rows)]
     if not schema.get("additionalProperties", True):
         out.append("\nNo other fields are accepted.\n")
+    deps = schema.get("dependentRequired", {})
+    if deps:
+        out.append("\nFields that come together (version 2): "
+                   + "; ".join(f"`{k}` needs " + ", ".join(f"`{n}`" for n in v)
+                               for k, v in deps.items()) + ".\n")
     canon = schema.get("x-canonical")
     if canon:
         out.append("\n### Canonical encoding and signature\n\n")
@@ -45,6 +50,8 @@ def gen_homeassistant(paths: ProjectPaths) -> str:
                "bridge_availability_topic", "payload_available", "payload_not_available",
                "unique_id", "default_entity_id") if k in ha]
     out.append(table(["Setting", "Value"], topics))
+    if "derived_rule" in ha:
+        out.append("\nDerived sensors: " + ha["derived_rule"] + ".\n")
     if "entity_id_rule" in ha:
         out.append("\nEntity ids: " + ha["entity_id_rule"] + ".\n")
     if "device" in ha:
@@ -54,6 +61,8 @@ def gen_homeassistant(paths: ProjectPaths) -> str:
     for s in ha.get("sensors", []):
         src = s.get("source", s["key"])
         scale = f" × {s['scale']}" if "scale" in s else ""
+        if "minus" in s:
+            scale = f" − `{s['minus']}`"
         rows.append([Raw(f"`{s['key']}`"), s.get("name", ""), Raw(f"`{src}`{scale}"),
                      s.get("device_class", ""), s.get("state_class", ""),
                      s.get("unit_of_measurement") or ""])
