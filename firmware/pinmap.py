@@ -5,15 +5,16 @@
 # pin table are checked against / generated from it. It must stay importable by MicroPython.
 #
 # Each entry: signal (= net name on the board) -> (GPIO number, kind).
-# Kinds: adc (ADC1 only, Wi-Fi is on), spi (the metering chip's bus), irq, cam (OV2640 DVP/SCCB), i2c, uart, led, button,
-# usb (native USB-Serial/JTAG, for flashing only), strap (strapping pin with its intended pull).
+# Kinds: spi (the ATM90E32AS metering chip), irq (its interrupt output), adc (ADC1 only,
+# Wi-Fi is on; none on rev B), cam (OV2640 DVP/SCCB), i2c, uart, led, button, usb (native
+# USB-Serial/JTAG, for flashing only), strap (strapping pin with its intended pull).
 PINS = {
     "MTR_CS": (1, "spi"),     # ATM90E32AS CS, active low; pulled up so the chip stays deselected at boot
     "MTR_SCLK": (2, "spi"),
     "MTR_MOSI": (38, "spi"),  # ESP32 -> chip SDI
     "MTR_MISO": (39, "spi"),  # chip SDO -> ESP32
     "MTR_IRQ": (40, "irq"),   # chip IRQ0 (WarnOut and IRQ1 merged onto it by the firmware)
-    # OV2640 DVP, the ESP32-S3-EYE / Freenove map: keeps GPIO1/2 free for the sensors
+    # OV2640 DVP, the ESP32-S3-EYE / Freenove map: keeps GPIO1/2 free for the metering chip
     "CAM_SIOD": (4, "cam"),
     "CAM_SIOC": (5, "cam"),
     "CAM_VSYNC": (6, "cam"),

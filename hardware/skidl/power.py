@@ -1,10 +1,15 @@
-"""Power: USB-C and screw-terminal 5 V inputs, protection, and the 3.3 V rail.
+"""Power: USB-C and screw-terminal 5 V inputs, protection, the 3.3 V rail and the sensor rail.
 
 USB VBUS passes a resettable fuse and a Schottky diode, so the terminal's 5 V can never
-back-feed a laptop; the terminal passes a P-MOSFET that blocks a reversed supply with almost
-no drop. The 3.3 V LDO is an LDL1117 rather than the common AMS1117: after the Schottky, USB
-leaves ~4.2 V at worst, below what an AMS1117 needs at Wi-Fi peaks (dropout up to 1.3 V); the
-design assertions check this from the catalogue figures.
+back-feed a laptop; the terminal passes its own resettable fuse, a TVS and a P-MOSFET that
+blocks a reversed supply with almost no drop. A 12 V supply on the terminal by mistake makes
+the TVS clamp until the fuse trips; every part on +5V is rated above that clamp (the design
+assertions check it). The 3.3 V LDO is an LDL1117 rather than the common AMS1117, whose
+dropout (up to 1.3 V) USB behind the Schottky cannot give.
+
+The sensor modules get their own regulated 5 V (+5VS) from a boost converter on the 3.3 V
+rail: USB can leave 4.5 V at the board before the fuse and the Schottky, below the ACS712's
+4.5 V minimum, and the modules' gain and zero follow their supply.
 """
 
 from skidl import subcircuit
@@ -37,16 +42,19 @@ def power_input(nets):
     part("r_5k1", "R2", **{"1": n.USB_CC2, "2": n.GND})
 
     part("usb_esd", "U2", **{"1": n.USB_DP, "6": n.NC, "3": n.USB_DM, "4": n.NC,
-                             "2": n.GND, "5": n.V5})
+                             "2": n.GND, "5": n.VBUS})
     part("ptc_fuse", "F1", **{"1": n.VBUS, "2": n.VBUS_F})
     part("schottky", "D1", **{"A": n.VBUS_F, "K": n.V5})
 
     term = part("terminal_2p", "J2")
     term[1] += n.VIN_T
     term[2] += n.GND
+    # A 12 V (or reversed) supply makes the TVS conduct until the terminal's fuse trips.
+    part("ptc_term", "F2", **{"1": n.VIN_T, "2": n.VIN_F})
+    part("tvs_5v", "D2", **{"1": n.VIN_F, "2": n.GND})
     # Reverse-polarity guard: the body diode conducts first, then Vgs = -5 V turns the
     # channel on; with the supply reversed the gate is positive and the FET stays off.
-    part("pmos", "Q1", **{"D": n.VIN_T, "S": n.V5, "G": n.GND})
+    part("pmos", "Q1", **{"D": n.VIN_F, "S": n.V5, "G": n.GND})
     part("c_10u", "C1", **{"1": n.V5, "2": n.GND})
 
 
@@ -62,9 +70,25 @@ def rail_3v3(nets):
 
 
 @subcircuit
+def rail_sensor_5v(nets):
+    """+5VS for the sensor modules: an MCP1640B boost (PWM only, so its ripple stays at its
+    fixed 500 kHz, far above the metering band) from the 3.3 V rail, 330 k / 100 k on its
+    1.21 V feedback for 5.2 V. Its input is the regulated 3.3 V, so +5VS does not follow the
+    USB or terminal voltage."""
+    n = nets
+    part("boost_5v", "U6", **{"V_{IN}": n.V3V3, "EN": n.V3V3, "GND": n.GND, "SW": n.BST_SW,
+                              "V_{OUT}": n.V5S, "V_{FB}": n.BST_FB})
+    part("l_4u7", "L1", **{"1": n.V3V3, "2": n.BST_SW})
+    part("r_330k", "R71", **{"1": n.V5S, "2": n.BST_FB})
+    part("r_100k", "R72", **{"1": n.BST_FB, "2": n.GND})
+    part("c_10u", "C63", **{"1": n.V3V3, "2": n.GND})
+    part("c_10u", "C64", **{"1": n.V5S, "2": n.GND})
+
+
+@subcircuit
 def test_points(nets):
     """A test point on every rail, for bring-up and calibration."""
     n = nets
     for ref, net in (("TP1", n.V5), ("TP2", n.V3V3), ("TP3", n.GND), ("TP4", n.V2V8),
-                     ("TP5", n.V1V2)):
+                     ("TP5", n.V1V2), ("TP6", n.V5S)):
         part("testpoint", ref, **{"1": net})

@@ -6,12 +6,18 @@ import builtins
 
 import skidl
 
-from . import camera, lib, mcu, power, sensors, user_io
+from . import camera, lib, mcu, metering, power, user_io
 
 # Power nets get KiCad's usual names; every other net is named after its pin-map signal.
-POWER_NETS = {"V5": "+5V", "V3V3": "+3V3", "V2V8": "+2V8", "V1V2": "+1V2", "GND": "GND"}
-LOCAL_NETS = ("VBUS", "VBUS_F", "VIN_T", "USB_CC1", "USB_CC2", "EN", "VSENSE", "ISENSE", "CAM_RESET",
-              "LED_STATUS_A", "LED_NET_A")
+POWER_NETS = {"V5": "+5V", "V5S": "+5VS", "V3V3": "+3V3", "V2V8": "+2V8", "V1V2": "+1V2",
+              "GND": "GND"}
+LOCAL_NETS = ("VBUS", "VBUS_F", "VIN_T", "VIN_F", "USB_CC1", "USB_CC2", "EN", "CAM_RESET",
+              "LED_STATUS_A", "LED_NET_A", "BST_SW", "BST_FB",
+              # metering chip and its front end
+              "VDD18", "VREF", "MTR_RESET", "XTAL_I", "XTAL_O",
+              "I1P", "I1N", "I2P", "I2N", "I3P", "I3N", "VxP", "VxN",
+              "CT1_T", "CT1_S", "CT2_T", "CT2_S", "VSENSE", "VZ_AC", "VZ_DIV",
+              "VAC", "VA_DIV", "VA_LAG", "VNODE", "ISENSE", "IA_AC", "IA_DIV")
 
 
 class Nets:
@@ -54,10 +60,13 @@ def build(design) -> Nets:
         flag[1] += net
     power.power_input(n, tag="power_input")
     power.rail_3v3(n, tag="rail_3v3")
+    power.rail_sensor_5v(n, tag="rail_sensor_5v")
     power.test_points(n, tag="test_points")
     mcu.mcu(n, tag="mcu")
-    sensors.voltage_sensor(n, tag="voltage_sensor")
-    sensors.current_sensor(n, tag="current_sensor")
+    metering.metering_chip(n, tag="metering_chip")
+    metering.current_inputs(n, tag="current_inputs")
+    metering.voltage_input(n, tag="voltage_input")
+    metering.aux_current(n, tag="aux_current")
     camera.camera(n, tag="camera")
     user_io.user_io(n, tag="user_io")
     user_io.mounting_holes()

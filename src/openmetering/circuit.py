@@ -57,6 +57,10 @@ def build(paths: ProjectPaths | None = None):
     """Build the circuit into a fresh SKiDL default circuit; return (circuit, its nets)."""
     paths = paths or project()
     skidl = skidl_module()
+    # the project's own symbols (parts KiCad's library lacks, e.g. the ATM90E32AS)
+    own = paths.hardware / "symbols"
+    if own.is_dir():
+        skidl.lib_search_paths[skidl.KICAD9].append(str(own))
     build_fn = entry(paths)
     skidl.reset()
     skidl.set_default_tool(skidl.KICAD9)

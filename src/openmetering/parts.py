@@ -94,7 +94,9 @@ def load(path: Path | None = None, check_footprints: bool = True) -> Catalog:
                 f"{where}: assembly '{entry['assembly']}' is not one of {', '.join(ASSEMBLY_KINDS)}"
             )
         lcsc = entry["lcsc"]
-        if entry["assembly"] in ("smt", "tht") and not LCSC_RE.match(lcsc):
+        # a part whose LCSC number could not be verified says so instead of carrying a guess
+        unverified = not lcsc and entry.get("lcsc_status") == "not verified"
+        if entry["assembly"] in ("smt", "tht") and not unverified and not LCSC_RE.match(lcsc):
             raise DesignError(
                 f"{where}: invalid LCSC number '{lcsc}' (expected C followed by digits, e.g. C25804)"
             )

@@ -35,17 +35,20 @@ STRAP_RULES = {0: "pull-up to +3V3 (boot from flash)", 3: "open", 45: "open", 46
 # Catalogue parts the native USB lines may reach.
 USB_PARTS = ("usb_c", "usb_esd")
 
-# OV2640 24-pin FPC contact of each camera signal (the pinout the circuit uses): checked here
-# against the netlist, so a slip in the circuit's table shows as a wrong contact.
+# Camera FPC connector pad of each camera signal (the connector's pad numbering, see
+# hardware/skidl/camera.py): checked here against the netlist, so a slip in the circuit's
+# table shows as a wrong contact.
 FPC_PIN = {
-    "CAM_SIOD": "3", "CAM_SIOC": "5", "CAM_VSYNC": "7", "CAM_PWDN": "8", "CAM_HREF": "9",
-    "CAM_XCLK": "13", "CAM_PCLK": "17", "CAM_D7": "12", "CAM_D6": "14", "CAM_D5": "16",
-    "CAM_D4": "18", "CAM_D3": "20", "CAM_D2": "22", "CAM_D1": "21", "CAM_D0": "19",
+    "CAM_SIOD": "22", "CAM_SIOC": "20", "CAM_VSYNC": "18", "CAM_PWDN": "17", "CAM_HREF": "16",
+    "CAM_XCLK": "12", "CAM_PCLK": "8", "CAM_D7": "13", "CAM_D6": "11", "CAM_D5": "9",
+    "CAM_D4": "7", "CAM_D3": "5", "CAM_D2": "3", "CAM_D1": "4", "CAM_D0": "6",
 }
 
 # Parts (by reference prefix) a net of each kind must reach besides the module: one of each
 # group.
 NEIGHBOURS = {
+    "spi": (("U",),),         # the metering chip
+    "irq": (("U",),),
     "adc": (("R",), ("C",)),  # divider/series R and the anti-alias C
     "led": (("R", "D"),),
     "button": (("SW", "S"),),

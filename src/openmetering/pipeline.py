@@ -85,7 +85,7 @@ BOARD = ("hardware/kicad/open-meter.kicad_pcb", "hardware/kicad/open-meter.kicad
 
 STAGES: tuple[Stage, ...] = (
     Stage("netlist", (*OMD, "netlist"),
-          inputs=("hardware/skidl/**/*.py", "hardware/parts.toml", "firmware/pinmap.py",
+          inputs=("hardware/skidl/**/*.py", "hardware/symbols", "hardware/parts.toml", "firmware/pinmap.py",
                   "pyproject.toml"),
           outputs=(SCHEMATIC, NETLIST, "hardware/reports/erc.json", "hardware/reports/schematic.json",
                    "docs/generated/schematic"),
