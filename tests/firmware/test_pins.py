@@ -18,7 +18,7 @@ PINMAP = ROOT / "firmware" / "pinmap.py"
 def sample_netlist(pm, overrides=None) -> str:
     """A small hand-made KiCad netlist wired as the pin map says (format of kicad-cli 'E')."""
     overrides = overrides or {}
-    parts = {"adc": ["R9", "C9"], "led": ["R8"], "button": ["SW1"], "i2c": ["R7"],
+    parts = {"spi": ["U3"], "irq": ["U3"], "led": ["R8"], "button": ["SW1"], "i2c": ["R7"],
              "uart": ["J7"], "usb": ["J1"], "strap": ["SW2", "R6"]}
     nets = []
     for code, (sig, (g, kind)) in enumerate(pm.PINS.items(), 1):
