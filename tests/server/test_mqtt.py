@@ -85,13 +85,14 @@ def test_discovery_state_and_availability(harness_factory, mosquitto):
     bridge = h.app.state.bridge()
     assert bridge.connected.wait(10), "bridge did not connect to mosquitto"
     key = h.provision("meter-01")
+    # a version 2 meter (grid + solar): every contract sensor is announced
     assert h.post(reading(seq=1, key=key, energy_export_wh=123456.0,
-                          timestamp=iso_now(-120))).status_code == 201
+                          timestamp=iso_now(-120), **V2)).status_code == 201
     newest = reading(seq=2, key=key, energy_export_wh=123500.0, energy_import_wh=12.5,
-                     timestamp=iso_now(-60), fw="1.2.3")
+                     timestamp=iso_now(-60), fw="1.2.3", **V2)
     assert h.post(newest).status_code == 201
     # an older store-and-forward reading must not roll HA's counters back
-    old = reading(seq=3, key=key, timestamp="2025-01-01T00:00:00Z", energy_export_wh=1.0)
+    old = reading(seq=3, key=key, timestamp="2025-01-01T00:00:00Z", energy_export_wh=1.0, **V2)
     assert h.post(old).status_code == 201
 
     disc = {HA["discovery_topic"].format(meter_id="meter-01", key=s["key"]): s
@@ -132,11 +133,12 @@ def test_discovery_state_and_availability(harness_factory, mosquitto):
         assert dev["sw_version"] == "1.2.3" and dev["configuration_url"] == "http://omd.lan/"
         assert conf["origin"]["name"] == "omd-server" and conf["origin"]["sw_version"]
         source = s.get("source", s["key"])
-        assert source in conf["value_template"]
+        assert source in conf["value_template"] and s.get("minus", source) in conf["value_template"]
         assert conf["suggested_display_precision"] == s.get("suggested_display_precision",
                                                             dec.get(source))
     energy = [s for s in HA["sensors"] if s["device_class"] == "energy"]
-    assert {s["key"] for s in energy} == {"energy_import_kwh", "energy_export_kwh"}
+    assert {s["key"] for s in energy} == {"energy_import_kwh", "energy_export_kwh",
+                                          "solar_energy_export_kwh", "solar_energy_import_kwh"}
     for s in energy:
         assert s["state_class"] == "total_increasing" and s["unit_of_measurement"] == "kWh"
         conf = json.loads(got[HA["discovery_topic"].format(meter_id="meter-01", key=s["key"])])
@@ -147,6 +149,25 @@ def test_discovery_state_and_availability(harness_factory, mosquitto):
     got = retained(mosquitto, [t_avail("meter-01"), BRIDGE_T])
     assert got[t_avail("meter-01")].decode() == HA["payload_not_available"]
     assert got[BRIDGE_T].decode() == HA["payload_not_available"]
+
+
+V2 = {"schema_version": 2, "solar_current": 10.5, "solar_watts": 2403.88, "solar_pf": 0.99,
+      "solar_energy_export_wh": 45678.901, "solar_energy_import_wh": 12.345}
+
+
+def test_v1_meter_announces_no_solar_sensors(harness_factory, mosquitto):
+    h = harness_factory(mqtt_host="127.0.0.1", mqtt_port=mosquitto)
+    assert h.app.state.bridge().connected.wait(10)
+    key = h.provision("meter-v1")
+    assert h.post(reading("meter-v1", 1, key)).status_code == 201
+    v1 = {s["key"] for s in HA["sensors"] if not s.get("source", s["key"]).startswith("solar_")}
+    expect = {HA["discovery_topic"].format(meter_id="meter-v1", key=k) for k in v1}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = retained(mosquitto, [HA["discovery_prefix"] + "/sensor/meter-v1/#"], 0.5)
+        if expect <= set(got):
+            break
+    assert set(got) == expect  # a solar sensor would read 'unavailable' forever
 
 
 def test_seed_shape_announces_only_sensors_it_feeds(harness_factory, mosquitto):

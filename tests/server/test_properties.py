@@ -98,6 +98,14 @@ def valid_reading(draw, meter_id: str):
     for k in ("image_sha256", "fw"):
         if draw(st.booleans()):
             r[k] = draw(text_of(k))
+    if draw(st.booleans()):  # version 2: the solar channel, all of it, consistent like the grid
+        si = draw(number("solar_current"))
+        spf = draw(number("solar_pf"))
+        r.update(schema_version=2, solar_current=si, solar_pf=spf,
+                 solar_watts=min(hi, max(lo, round(draw(st.sampled_from([1, -1])) * v * si * spf,
+                                                   2))) + 0.0,
+                 solar_energy_export_wh=draw(number("solar_energy_export_wh")),
+                 solar_energy_import_wh=draw(number("solar_energy_import_wh")))
     return r
 
 
@@ -137,7 +145,7 @@ def mutation(draw):
     if kind == "fraction":
         f = draw(st.sampled_from(sorted(INTS)))
         lo, hi = BOUNDS[f]
-        n = draw(st.integers(lo, hi - 1))
+        n = draw(st.integers(lo, max(lo, hi - 1)))  # schema_version: lo == hi
         return f, f"{n}.{draw(st.integers(1, 9))}", kind
     f = draw(st.sampled_from(STRINGS))
     good = draw(text_of(f))
@@ -247,6 +255,8 @@ def test_batches_are_all_or_nothing(prop, data, n, bad):
         r.update(seq=k + 1, timestamp=datetime.fromtimestamp(t0 + 60 * k, UTC)
                  .strftime("%Y-%m-%dT%H:%M:%SZ"), energy_export_wh=1000.0 + k,
                  energy_import_wh=5.0)
+        if "solar_watts" in r:  # its counters grow plausibly too
+            r.update(solar_energy_export_wh=2000.0 + k, solar_energy_import_wh=1.0)
         docs.append(r)
     if bad == "jump":  # counters: more than the largest power for a minute
         docs[-1]["energy_export_wh"] = 1000.0 + n + 10_000
