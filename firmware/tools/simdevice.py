@@ -21,7 +21,6 @@ import chipcal  # noqa: E402
 import config  # noqa: E402
 import main  # noqa: E402
 import meter  # noqa: E402
-
 from sim import sensors  # noqa: E402
 from sim.rig import PERIOD, Rig  # noqa: E402
 from sim.ticks import WrapTicks  # noqa: E402
