@@ -79,30 +79,30 @@ class SolarMeter:
         load += sum(w for _, w in self.events)
         return pv - load
 
+    @staticmethod
+    def _through(w: float, v: float, pf: float) -> tuple[float, float]:
+        """(current, watts) of one metering point: watts from the rounded V, I and PF, so the
+        reading is self-consistent like real firmware."""
+        i = round(abs(w) / (v * pf), 3)
+        return i, math.copysign(v * i * pf, w)
+
+    def _count(self, w: float, exp_wh: float, imp_wh: float) -> tuple[float, float]:
+        wh = w * self.interval / 3600
+        return (exp_wh + wh, imp_wh) if wh >= 0 else (exp_wh, imp_wh - wh)
+
     def reading(self, ts: int, seq: int) -> dict[str, Any]:
         rng = self.rng
         w = self.power(ts)
         v = 230 + 4 * math.sin(ts / 5000) + rng.gauss(0, 0.8) + w / 3000
         pf = rng.uniform(0.96, 0.995) if abs(w) > 300 else rng.uniform(0.55, 0.9)
-        i = round(abs(w) / (v * pf), 3)
         v = round(v, 2)
-        # watts from the rounded V, I, PF so the reading is self-consistent like real firmware
-        w = math.copysign(v * i * pf, w)
-        wh = w * self.interval / 3600
-        if wh >= 0:
-            self.exp_wh += wh
-        else:
-            self.imp_wh -= wh
+        i, w = self._through(w, v, pf)
+        self.exp_wh, self.imp_wh = self._count(w, self.exp_wh, self.imp_wh)
         # the inverter: its output at night is a few watts of standby draw
         sw = self.pv if self.pv > 0 else -rng.uniform(1.0, 3.0)
         spf = rng.uniform(0.97, 0.999) if sw > 50 else rng.uniform(0.2, 0.5)
-        si = round(abs(sw) / (v * spf), 3)
-        sw = math.copysign(v * si * spf, sw)
-        swh = sw * self.interval / 3600
-        if swh >= 0:
-            self.pv_wh += swh
-        else:
-            self.standby_wh -= swh
+        si, sw = self._through(sw, v, spf)
+        self.pv_wh, self.standby_wh = self._count(sw, self.pv_wh, self.standby_wh)
         return {
             "schema_version": 2,
             "meter_id": self.meter_id,
