@@ -9,8 +9,8 @@ are what they are live there, the design assertions check them from the catalogu
 - The voltage node, from the ZMPT101B module (on the 5 V sensor rail) or a 9-12 V AC adapter,
   picked by JP1; V1P, V2P and V3P are joined so every phase of the chip sees it.
 - The seed's ACS712 module on the 5 V sensor rail, AC-coupled and divided into I3.
-Every input channel ends in the same 1 k / 18 nF anti-alias network, so their group delays
-cancel in the V/I phase. Mains never reaches this board: CTs, modules and the adapter isolate it.
+Every input channel ends in the same 1 k / 18 nF anti-alias network; where a channel's source
+resistance adds lag (the dividers), its coupling capacitor's lead cancels it. Mains never reaches this board: CTs, modules and the adapter isolate it.
 """
 
 from skidl import subcircuit
@@ -95,14 +95,16 @@ def current_inputs(nets):
 @subcircuit
 def voltage_input(nets):
     """The voltage channel: ZMPT101B module header (5 V sensor rail) or 9-12 V AC adapter
-    jack, one picked by JP1 (1-2 ZMPT101B, 2-3 9VAC). ZMPT101B: 10 uF coupling, 12 k / 10 k.
-    Adapter: 100 k / 3.3 k, then a 10 k / 18 nF lag that brings the adapter's phase lead into
-    the chip's delay range. Then the shared 1 k / 18 nF anti-alias into V1P-V3P."""
+    jack, one picked by JP1 (1-2 ZMPT101B, 2-3 9VAC). ZMPT101B: 2.2 uF coupling, whose lead
+    cancels the anti-alias lag of the 12 k / 10 k divider's source resistance. Adapter:
+    100 k / 3.3 k, then a 3.3 k / 18 nF lag that takes up most of the adapter's own phase lead.
+    Then the shared 1 k / 18 nF anti-alias into V1P-V3P (the design assertions compute each
+    channel's phase at 50 Hz and hold them within the chip's delay range)."""
     n = nets
     part("header_1x3", "J3", fields={"Module": "zmpt101b_module"},
          **{"1": n.V5S, "2": n.VSENSE, "3": n.GND})
     part("c_100n", "C54", **{"1": n.V5S, "2": n.GND})
-    part("c_10u_x7r", "C55", **{"1": n.VSENSE, "2": n.VZ_AC})
+    part("c_2u2", "C55", **{"1": n.VSENSE, "2": n.VZ_AC})
     part("r_12k", "R60", **{"1": n.VZ_AC, "2": n.VZ_DIV})
     part("r_10k", "R61", **{"1": n.VZ_DIV, "2": n.GND})
 
@@ -110,7 +112,7 @@ def voltage_input(nets):
          **{"1": n.VAC, "2": n.GND, "3": n.NC})
     part("r_100k", "R62", **{"1": n.VAC, "2": n.VA_DIV})
     part("r_3k3", "R63", **{"1": n.VA_DIV, "2": n.GND})
-    part("r_10k", "R64", **{"1": n.VA_DIV, "2": n.VA_LAG})
+    part("r_3k3", "R64", **{"1": n.VA_DIV, "2": n.VA_LAG})
     part("c_18n", "C56", **{"1": n.VA_LAG, "2": n.GND})
 
     part("jumper_3", "JP1", **{"1": n.VZ_DIV, "2": n.VNODE, "3": n.VA_LAG})
@@ -120,13 +122,14 @@ def voltage_input(nets):
 @subcircuit
 def aux_current(nets):
     """The seed's ACS712 module on I3, on the 5 V sensor rail: its output (2.5 V +- the
-    sensitivity times the current) through 47 uF coupling into a 20 k / 10 k divider (/3),
-    then the shared anti-alias. Indicative only (the ACS712's own +-1.5 % error)."""
+    sensitivity times the current) through 2.2 uF coupling (its lead cancels the divider's
+    anti-alias lag) into a 20 k / 10 k divider (/3), then the shared anti-alias. Indicative
+    only (the ACS712's own +-1.5 % error)."""
     n = nets
     part("header_1x3", "J4", fields={"Module": "acs712_module"},
          **{"1": n.V5S, "2": n.ISENSE, "3": n.GND})
     part("c_100n", "C59", **{"1": n.V5S, "2": n.GND})
-    part("c_47u", "C60", **{"1": n.ISENSE, "2": n.IA_AC})
+    part("c_2u2", "C60", **{"1": n.ISENSE, "2": n.IA_AC})
     part("r_20k", "R67", **{"1": n.IA_AC, "2": n.IA_DIV})
     part("r_10k", "R68", **{"1": n.IA_DIV, "2": n.GND})
     anti_alias(n, n.IA_DIV, n.GND, n.I3P, n.I3N, ("R69", "C61", "R70", "C62"))

@@ -4,8 +4,8 @@ USB VBUS passes a resettable fuse and a Schottky diode, so the terminal's 5 V ca
 back-feed a laptop; the terminal passes its own resettable fuse, a TVS and a P-MOSFET that
 blocks a reversed supply with almost no drop. A 12 V supply on the terminal by mistake makes
 the TVS clamp until the fuse trips; every part on +5V is rated above that clamp (the design
-assertions check it). The 3.3 V LDO is an LDL1117 rather than the common AMS1117, whose
-dropout (up to 1.3 V) USB behind the Schottky cannot give.
+assertions check it). The 3.3 V rail is a buck converter (an LDO would overheat at the
+terminal's 5.25 V, see rail_3v3).
 
 The sensor modules get their own regulated 5 V (+5VS) from a boost converter on the 3.3 V
 rail: USB can leave 4.5 V at the board before the fuse and the Schottky, below the ACS712's
@@ -50,7 +50,7 @@ def power_input(nets):
     term[1] += n.VIN_T
     term[2] += n.GND
     # A 12 V (or reversed) supply makes the TVS conduct until the terminal's fuse trips.
-    part("ptc_term", "F2", **{"1": n.VIN_T, "2": n.VIN_F})
+    part("ptc_fuse", "F2", **{"1": n.VIN_T, "2": n.VIN_F})
     part("tvs_5v", "D2", **{"1": n.VIN_F, "2": n.GND})
     # Reverse-polarity guard: the body diode conducts first, then Vgs = -5 V turns the
     # channel on; with the supply reversed the gate is positive and the FET stays off.
@@ -60,12 +60,18 @@ def power_input(nets):
 
 @subcircuit
 def rail_3v3(nets):
-    """The 3.3 V rail: an LDL1117 LDO with 10 uF + 100 nF at its output. Not the seed's
-    AMS1117: behind the Schottky, USB leaves ~4.2 V at worst, below what an AMS1117 needs at
-    Wi-Fi peaks (dropout up to 1.3 V); the design assertions check this."""
+    """The 3.3 V rail: an AP63203 synchronous buck (fixed 3.3 V, 3.8-32 V in). Not an LDO:
+    from the terminal's 5.25 V an LDO would burn (5.25 - 3.3) V x the load, about 1 W at
+    Wi-Fi peaks, which a SOT-223 on this board's copper cannot shed within its 125 C
+    junction limit; the buck dissipates a fifth of that and survives a 12 V mistake (the
+    design assertions check both). 100 nF bootstrap, 10 uF in, 47 uF out (datasheet)."""
     n = nets
-    part("ldo_3v3", "U3", VI=n.V5, VO=n.V3V3, GND=n.GND)
-    part("c_10u", "C2", **{"1": n.V3V3, "2": n.GND})
+    part("buck_3v3", "U3", IN=n.V5, EN=n.V5, GND=n.GND, SW=n.BUCK_SW, BST=n.BUCK_BST,
+         FB=n.V3V3)
+    part("c_100n", "C5", **{"1": n.BUCK_BST, "2": n.BUCK_SW})
+    part("l_4u7", "L2", **{"1": n.BUCK_SW, "2": n.V3V3})
+    part("c_10u", "C4", **{"1": n.V5, "2": n.GND})
+    part("c_47u", "C2", **{"1": n.V3V3, "2": n.GND})
     part("c_100n", "C3", **{"1": n.V3V3, "2": n.GND})
 
 

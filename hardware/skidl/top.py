@@ -12,7 +12,7 @@ from . import camera, lib, mcu, metering, power, user_io
 POWER_NETS = {"V5": "+5V", "V5S": "+5VS", "V3V3": "+3V3", "V2V8": "+2V8", "V1V2": "+1V2",
               "GND": "GND"}
 LOCAL_NETS = ("VBUS", "VBUS_F", "VIN_T", "VIN_F", "USB_CC1", "USB_CC2", "EN", "CAM_RESET",
-              "LED_STATUS_A", "LED_NET_A", "BST_SW", "BST_FB",
+              "LED_STATUS_A", "LED_NET_A", "BST_SW", "BST_FB", "BUCK_SW", "BUCK_BST",
               # metering chip and its front end
               "VDD18", "VREF", "MTR_RESET", "XTAL_I", "XTAL_O",
               "I1P", "I1N", "I2P", "I2N", "I3P", "I3N", "VxP", "VxN",
@@ -50,12 +50,13 @@ def build(design) -> Nets:
     brings the parts catalogue and the pin map (see lib.py)."""
     lib.use(design)
     n = Nets()
-    # Nets fed from outside the board, and +5V which the external supplies feed through D1/Q1
-    # (ERC cannot see power through a diode or a FET): tell ERC they are driven.
-    for net in (n.GND, n.VBUS, n.VIN_T, n.V5):
+    # Nets fed from outside the board, +5V which the external supplies feed through D1/Q1
+    # and +3V3 which the buck feeds through its inductor (ERC cannot see power through a
+    # diode, a FET or an inductor): tell ERC they are driven.
+    for net in (n.GND, n.VBUS, n.VIN_T, n.V5, n.V3V3):
         net.drive = skidl.POWER
     # The same statement for KiCad's schematic ERC: power flags (schematic-only symbols).
-    for i, net in enumerate((n.GND, n.V5, n.VBUS), start=1):
+    for i, net in enumerate((n.GND, n.V5, n.VBUS, n.V3V3), start=1):
         flag = skidl.Part("power", "PWR_FLAG", ref=f"#FLG0{i}", tag=f"#FLG0{i}")
         flag[1] += net
     power.power_input(n, tag="power_input")

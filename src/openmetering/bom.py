@@ -73,7 +73,7 @@ def _line(entry: catalogue.CatalogPart, refs: list[str], qty: int) -> dict:
         "Footprint": entry.footprint,
         "Manufacturer": entry.manufacturer,
         "MPN": entry.mpn,
-        "LCSC": entry.lcsc,
+        "LCSC": entry.lcsc or ("not verified" if entry.facts.get("lcsc_status") else ""),
         "JLC tier": entry.jlc_tier,
         "Assembly": entry.assembly,
         "Description": entry.description,
@@ -86,27 +86,52 @@ def _line(entry: catalogue.CatalogPart, refs: list[str], qty: int) -> dict:
 
 
 def cost(bom: pd.DataFrame, cat: catalogue.Catalog) -> dict:
-    """Cost of one board's parts when ordering `n` boards: parts at their quoted unit price
-    (no volume discount is modelled) plus JLCPCB's per-order loading fee of each unique
-    extended SMT part, shared by the boards of the order."""
+    """Cost of one meter when ordering `n` boards: parts at their quoted unit price (no volume
+    discount is modelled), JLCPCB's per-order loading fee of each unique extended SMT part,
+    and the bare board and assembly figures of the catalogue's [design.fab] (estimates where
+    it says so), shared by the boards of the order. Two totals: the assembled board alone,
+    and the kit (the board, two CTs, the voltage sensor and the camera: each module's
+    kit_qty). The commercial meters' retail prices stand beside them ([design.retail])."""
     fee = float(cat.design["jlc_extended_fee_usd"])
+    fab = cat.design.get("fab", {})
     board = bom[bom["Assembly"].isin(["smt", "tht"])]
     modules = bom[bom["Assembly"] == "module"]
     extended = board[(board["Assembly"] == "smt") & (board["JLC tier"] == "extended")]
+    smt_joints = int(board[board["Assembly"] == "smt"]["Qty"].sum())
     parts_usd = float(board["Line USD"].sum())
-    modules_usd = float(modules["Line USD"].sum())
+    kit_usd = 0.0
+    kit = []
+    for _, row in modules.iterrows():
+        entry = next(e for e in cat.parts.values() if e.assembly == "module" and e.value == row["Value"])
+        q = int(entry.facts.get("kit_qty", 1))
+        if q:
+            kit.append(f"{q} x {entry.value} ({entry.price_source}, {entry.price_date})")
+            kit_usd += q * entry.unit_usd
+    unverified = int((board["LCSC"] == "not verified").sum())
     out = {"currency": "USD",
            "note": "unit prices at the quoted break from hardware/parts.toml; no volume "
-                   "discount modelled; PCB fabrication and assembly labour not included",
+                   "discount modelled; bare board and assembly from [design.fab] "
+                   f"({fab.get('source', 'not given')})",
            "extended_smt_parts": int(len(extended)),
-           "extended_fee_per_order": round(fee * len(extended), 2)}
+           "extended_fee_per_order": round(fee * len(extended), 2),
+           "lines_without_verified_lcsc": unverified,
+           "kit_contents": kit,
+           "retail": cat.design.get("retail", {})}
     for n in BATCHES:
         fees = fee * len(extended) / n
+        pcb = float(fab.get(f"pcb_usd_qty{n}", 0.0))
+        assembly = (float(fab.get("setup_usd", 0.0)) / n
+                    + float(fab.get("per_joint_usd", 0.0)) * smt_joints
+                    + float(fab.get("tht_usd_per_board", 0.0)))
+        alone = parts_usd + fees + pcb + assembly
         out[f"qty{n}"] = {
             "board_parts": round(parts_usd, 2),
             "extended_fees_per_board": round(fees, 2),
-            "sensor_and_camera_modules": round(modules_usd, 2),
-            "total_per_meter": round(parts_usd + fees + modules_usd, 2),
+            "bare_board": round(pcb, 2),
+            "assembly": round(assembly, 2),
+            "assembled_board": round(alone, 2),
+            "kit_modules": round(kit_usd, 2),
+            "total_per_meter": round(alone + kit_usd, 2),
         }
     return out
 

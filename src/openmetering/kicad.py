@@ -40,6 +40,13 @@ TEMPLATE_DIR = Path("/usr/share/kicad/template")
 VERSION_DIR = "9.0"  # KiCad appends its major version to the configuration home
 LIBRARY_VARS = {"KICAD9_SYMBOL_DIR": str(SYMBOL_DIR), "KICAD9_FOOTPRINT_DIR": str(FOOTPRINT_DIR)}
 PYTHON = sys.executable
+
+
+def footprint_lib_dir(lib: str, paths: ProjectPaths | None = None) -> Path:
+    """The folder of footprint library `lib`: the project's own (hardware/footprints, for
+    variants KiCad's library lacks) before KiCad's."""
+    own = (paths or project()).hardware / "footprints" / f"{lib}.pretty"
+    return own if own.is_dir() else FOOTPRINT_DIR / f"{lib}.pretty"
 TAIL = 3000  # characters of a failed program's output kept in the error
 
 

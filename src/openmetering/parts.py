@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DesignError
-from .kicad import FOOTPRINT_DIR
+from .kicad import footprint_lib_dir
 from .paths import project
 
 LCSC_RE = re.compile(r"^C\d+$")
@@ -68,9 +68,10 @@ class Catalog:
         return None
 
 
-def footprint_path(footprint: str, root: Path = FOOTPRINT_DIR) -> Path:
+def footprint_path(footprint: str, root: Path | None = None) -> Path:
     lib, _, name = footprint.partition(":")
-    return root / f"{lib}.pretty" / f"{name}.kicad_mod"
+    folder = root / f"{lib}.pretty" if root else footprint_lib_dir(lib)
+    return folder / f"{name}.kicad_mod"
 
 
 def load(path: Path | None = None, check_footprints: bool = True) -> Catalog:

@@ -199,8 +199,11 @@ class Router:
             pt = self._make_patch(pad.net, pad.layers, pad.polygon, kind="pad")
             pt.owner = i
             self.pad_patches[i] = pt
-        for layers, poly in prob.obstacles:
-            self.patches.append(self._make_patch(None, layers, poly, kind="obstacle"))
+        # an obstacle with a net blocks every other net: a quiet area where only that net
+        # (GND) may go, so no track splits the ground under it
+        for layers, poly, *net in prob.obstacles:
+            self.patches.append(self._make_patch(net[0] if net else None, layers, poly,
+                                                 kind="obstacle"))
         self.patches.extend(self.pad_patches.values())
         self.stats = {"ripups": 0, "connections": 0, "neckdowns": []}
         via = prob.via_cost / self.h

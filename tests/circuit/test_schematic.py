@@ -101,7 +101,7 @@ def test_the_top_sheet_wires_its_blocks():
                                           float(sexpr.child(p, "at")[2])) not in ends]
     assert unwired == []
     names = {p[1] for _b, p in pins}
-    assert {"+5V", "+3V3", "ADC_V", "USB_DP", "CAM_D0"} <= names
+    assert {"+5V", "+3V3", "MTR_CS", "USB_DP", "CAM_D0"} <= names
 
 
 def test_no_net_is_auto_named():

@@ -91,10 +91,10 @@ class Layout:
         for ref in sorted(self.net.parts, key=ref_key):
             part = self.net.parts[ref]
             lib, _, name = part.footprint.partition(":")
-            fp = pcbnew.FootprintLoad(str(kicad.FOOTPRINT_DIR / f"{lib}.pretty"), name)
+            folder = kicad.footprint_lib_dir(lib)
+            fp = pcbnew.FootprintLoad(str(folder), name)
             if fp is None:
-                raise DesignError(f"{ref}: footprint {part.footprint} not found in "
-                                  f"{kicad.FOOTPRINT_DIR}")
+                raise DesignError(f"{ref}: footprint {part.footprint} not found in {folder}")
             fp.SetFPIDAsString(part.footprint)
             fp.SetReference(ref)
             fp.SetValue(part.value)

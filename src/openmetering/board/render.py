@@ -8,7 +8,10 @@ from pathlib import Path
 from .. import kicad
 from ..paths import ProjectPaths, project
 
-PLOTS = (("front", "F.Cu,F.SilkS,F.Mask,Edge.Cuts"), ("back", "B.Cu,B.SilkS,B.Mask,Edge.Cuts"))
+# the assembly drawing: every part's outline and reference designator (the fab layer), which
+# the silkscreen has no room for at this density
+PLOTS = (("front", "F.Cu,F.SilkS,F.Mask,Edge.Cuts"), ("back", "B.Cu,B.SilkS,B.Mask,Edge.Cuts"),
+         ("assembly", "F.Fab,F.SilkS,Edge.Cuts"))
 
 
 def calls(paths: ProjectPaths, pcb: Path, outdir: Path) -> list[tuple[Path, tuple]]:

@@ -75,6 +75,13 @@ def problem(lay: Layout, h=0.05) -> router.Problem:
                 poly = np.array([lay.local(o.CPoint(i)) for i in range(o.PointCount())])
                 pads.append(router.Pad(ref, pad.GetNumber(), pad.GetNetname(), tuple(layers), poly,
                                        lay.local(pad.GetPosition())))
+    # ground references: on the listed layers only the area's net (GND) may run, so no
+    # signal track splits the ground under the camera bus or the metering chip's inputs
+    for q in spec.get("quiet", []):
+        x0, y0, x1, y1 = q["rect"]
+        layers = tuple(router.F if L == "F" else router.B for L in q.get("layers", ["B"]))
+        obstacles.append((layers, np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)]),
+                          q.get("net", "GND")))
     rules = {}
     for name in lay.net.nets:
         c = spec["netclass"][netclass_of(spec, name)]
