@@ -15,7 +15,7 @@ import transport
 
 import contract
 
-FW = "0.2.0"
+FW = "0.1.0"
 # An interval and the stall bridged after it (two intervals) must stay well inside the
 # PERIOD/2 that ticks_diff can measure
 MAX_INTERVAL_MS = ticks.HALF // 4
