@@ -1,3 +1,4 @@
+# ruff: noqa: UP031  (%-formatting, as in the chip simulator and the benchmark)
 """Sensor and grid models for the rev-B front end (host only, feeds sim/m90e32as.py).
 
 Every signal is a sum of tones; each sensor is a per-tone complex gain (ratio, phase) plus the

@@ -230,13 +230,13 @@ def voltage_sweep(rig, volts=VOLTS, pct=50):
     return out
 
 
-def class_band(sweep, pct=50):
+def class_band(sweep, pct=50, cls=0):
     """(lo, hi): the mains voltages, interpolated between sweep points and rounded inwards to
-    1 V, between which class 0.5S holds at PF 1 and 0.5 ind; None for an end the sweep did
-    not reach."""
+    1 V, between which class 0.5S (cls 0) or class 1 (cls 1) holds at PF 1 and 0.5 ind; None
+    for an end the sweep did not reach."""
     lo, hi = None, None
     for label, _, _ in PFS[:2]:
-        lim = limits(pct, label)[0]
+        lim = limits(pct, label)[cls]
         pts = [(r["v"], abs(r[label]) - lim) for r in sweep]
         centre = min(range(len(pts)), key=lambda k: abs(pts[k][0] - 230.0))
         for step, end in ((-1, "lo"), (1, "hi")):
@@ -441,24 +441,30 @@ def markdown(seed, tables, wrap, sweeps=(), refs=(), freqs=(50.0,)):
         lines += [
             "## Mains voltage: where class 0.5 holds",
             "",
-            "Each voltage sensor calibrated at 230 V, then the mains moved over 230 V ±10 %% "
-            "with the grid channel at 50 %% of range. These rows characterise the sensor; the "
+            "Each voltage sensor calibrated at 230 V, then the mains moved over 230 V ±10 % "
+            "with the grid channel at 50 % of range. These rows characterise the sensor; the "
             "class tables above run at the voltage of calibration. The AC-AC adapter's lead "
             "grows with the voltage, which no register of the chip follows (its phase "
             "compensation is by current segment and by frequency only [DS 3.9]), so with the "
             "adapter class 0.5 holds in a band around the calibration voltage only.",
             "",
-            "| sensor | class 0.5S holds (50 %, PF 1 and 0.5 ind) | " + " | ".join(
+            "| sensor | class 0.5S holds | class 1 holds | " + " | ".join(
                 "%g V" % v for v in VOLTS) + " |",
-            "|---|---|" + "---:|" * len(VOLTS),
+            "|---|---|---|" + "---:|" * len(VOLTS),
         ]
-        for name, sweep, band in sweeps:
+
+        def span(band):
             lo, hi = band
-            span = "%s to %s V" % ("%g" % lo if lo else "below %g" % VOLTS[0],
-                                   "%g" % hi if hi else "above %g" % VOLTS[-1])
+            return "%s to %s V" % ("%g" % lo if lo else "%g or below" % VOLTS[0],
+                                   "%g" % hi if hi else "%g or above" % VOLTS[-1])
+
+        for name, sweep in sweeps:
             for label, _, _ in PFS[:2]:
                 cells = " | ".join("%+.2f %%" % r[label] for r in sweep)
-                lines.append("| %s, PF %s | %s | %s |" % (name, label, span, cells))
+                lines.append("| %s, PF %s | %s | %s | %s |" % (
+                    name, label, span(class_band(sweep)), span(class_band(sweep, cls=1)), cells))
+        lines += ["", "The bands hold at PF 1 and 0.5 ind together (linear interpolation between "
+                  "the measured voltages, rounded inwards to 1 V)."]
         lines.append("")
     if refs:
         lines += [
@@ -508,7 +514,7 @@ def build(seed=1, quick=False, plant=None):
         tables.append(("9 V AC-AC adapter instead of the ZMPT101B (at 230 V)", rowsad))
         for name, rig in (("ZMPT101B", zm), ("9 V adapter", after_ad)):
             sw = voltage_sweep(rig)
-            sweeps.append((name, sw, class_band(sw)))
+            sweeps.append((name, sw))
         refs = reference_classes(seed)
     wrap = wrap_run(seed, 1.0 if quick else 10.0)
     return {"tables": tables, "wrap": wrap, "sweeps": sweeps, "refs": refs, "freqs": sorted(freqs)}
