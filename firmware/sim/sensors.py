@@ -272,6 +272,14 @@ class Board:
     def voltage_tones(self):
         """Tones at the V pins (volts peak, rad): sensor, coupling/divider, anti-alias."""
         m = self.mains
+        z, ad = self.zmpt, self.adapter
+        # the chip asks for them a dozen times per 0.1 s block; they change only with these
+        key = (m.vrms, m.f, tuple(sorted(m.harmonics.items())), self.voltage_sensor, z.v_per_v,
+               z.lead_deg50, ad.v_per_v, ad.lead_at_185, ad.lead_at_253, self.divider,
+               self.couple_tau, self.aa_tau_v)
+        cached = self.__dict__.get("_vt")
+        if cached and cached[0] == key:
+            return cached[1]
         out = []
         for h, a, p in m.tones():
             f = h * m.f
@@ -284,6 +292,7 @@ class Board:
                 g *= rc_lowpass(f, ADAPTER_LAG_TAU)
             g *= rc_lowpass(f, self.aa_tau_v)
             out.append((f, a * abs(g), p + float(np.angle(g))))
+        self._vt = (key, out)
         return out
 
     def current_tones(self, ch: int):
