@@ -163,7 +163,7 @@ def row_cases(f_nom=50, quick=False):
     return cases
 
 
-def rigs(seed: int, f_nom: int, voltage_sensor="zmpt101b", plant=None, ref=None, channels=(SOLAR, GRID)):
+def rigs(seed: int, f_nom: int, voltage_sensor="zmpt101b", plant=None):
     """A board calibrated as the guide says and the same board on design gains. plant(board)
     adds an impairment to the board before anything runs (tests)."""
     cfg = {"mains_hz": f_nom}
@@ -177,7 +177,7 @@ def rigs(seed: int, f_nom: int, voltage_sensor="zmpt101b", plant=None, ref=None,
         rig.run(2)
         out.append(rig)
     after, before = out
-    cal = calibrate(after, ref or Reference(REF_CLASS, seed), channels=channels)
+    cal = calibrate(after, Reference(REF_CLASS, seed))
     nominal(before)
     return after, before, cal
 

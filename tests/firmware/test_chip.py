@@ -306,7 +306,7 @@ def test_committed_chip_accuracy_page_has_every_row_in_class_05():
     import re
 
     md = (ROOT / "docs" / "generated" / "accuracy-chip.md").read_text()
-    assert "100 % of range = %g A rms" % bench_chip.RANGE_A in md
+    assert f"100 % of range = {bench_chip.RANGE_A:g} A rms" in md
     counts = re.findall(r"Class 0\.5S on (\d+) of (\d+) rows\.", md)
     assert len(counts) >= 3 and all(a == b for a, b in counts), counts
     rows = [line.split(" | ") for line in md.splitlines() if line.endswith(" | yes |")
