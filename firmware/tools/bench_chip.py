@@ -455,8 +455,9 @@ def markdown(seed, tables, wrap, sweeps=(), refs=(), freqs=(50.0,)):
 
         def span(band):
             lo, hi = band
-            return "%s to %s V" % ("%g" % lo if lo else "%g or below" % VOLTS[0],
-                                   "%g" % hi if hi else "%g or above" % VOLTS[-1])
+            if lo is None and hi is None:
+                return "all of %g-%g V" % (VOLTS[0], VOLTS[-1])
+            return "%g-%g V" % (lo or VOLTS[0], hi or VOLTS[-1])
 
         for name, sweep in sweeps:
             for label, _, _ in PFS[:2]:
