@@ -69,8 +69,8 @@ def stitching(lay: Layout, prob: router.Problem, rt: router.Router) -> list:
     rad = p.via_diameter / 2
     need = rad + st["clearance"] + 0.05
     # distance to every piece of copper, GND included: a stitching via must not land on a
-    # GND pad or hole either
-    fd = router.clearance_map(rt)
+    # GND pad or hole either; the quiet areas are GND's own
+    fd = router.clearance_map(rt, open_to=net)
     placed = []
     avoid = [tuple(a) for a in st.get("stitch_avoid", [])]
     grid = [(x, y) for y in np.arange(pitch, lay.h - pitch / 2, pitch)
