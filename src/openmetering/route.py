@@ -701,11 +701,19 @@ def polygon_distance(px, py, poly) -> np.ndarray:
     return _poly_dist(px, py, poly)
 
 
-def clearance_map(rt: Router, net: str | None = None) -> np.ndarray:
+def clearance_map(rt: Router, net: str | None = None, open_to: str | None = None) -> np.ndarray:
     """Distance (mm) from every grid cell centre to the nearest copper of nets other than
-    `net` (None: all copper, obstacles included), per layer: shape (2, rows, cols)."""
+    `net` (None: all copper, obstacles included), per layer: shape (2, rows, cols). The areas
+    only `open_to` may enter (quiet ground areas) do not count as copper."""
     rows, cols = rt.p.shape
-    return rt._foreign(net, (0, rows, 0, cols))
+    if open_to is None:
+        return rt._foreign(net, (0, rows, 0, cols))
+    every = rt.patches
+    rt.patches = [pt for pt in every if not (pt.kind == "obstacle" and pt.net == open_to)]
+    try:
+        return rt._foreign(net, (0, rows, 0, cols))
+    finally:
+        rt.patches = every
 
 
 # ---------------------------------------------------------------- benchmark

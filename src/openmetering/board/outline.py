@@ -37,11 +37,15 @@ def outline(lay: Layout) -> None:
 
 def trim_silk(lay: Layout) -> None:
     """Drop footprint silkscreen that would print past the board edge (the module's antenna
-    outline hangs over the top edge on purpose)."""
+    outline hangs over the top edge on purpose), and footprint Edge.Cuts drawings (the audio
+    jacks draw the board edge they expect): the spec's rectangle is the one outline."""
     pcbnew = lay.pcbnew
     m = lay.spec["rules"]["silk_clearance"]
     for fp in lay.fps.values():
         for item in list(fp.GraphicalItems()):
+            if item.GetLayer() == pcbnew.Edge_Cuts:
+                fp.Remove(item)
+                continue
             if item.GetLayer() not in (pcbnew.F_SilkS, pcbnew.B_SilkS):
                 continue
             bb = item.GetBoundingBox()

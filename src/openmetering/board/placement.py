@@ -149,9 +149,12 @@ class Placer:
                 continue
             cx, cy = cx[ok], cy[ok]
             score = 0.05 * np.hypot(cx - ax, cy - ay)
+            # a grouped part (decoupling, an RC) belongs at its anchor pin: its other nets
+            # (a supply with pads all over the board, a button far away) only break ties
+            pull_w = 0.1 if anchor is not None else 1.0
             for num, (tx, ty) in pulls:
                 px, py = offs[num]
-                score = score + np.hypot(cx + px - tx, cy + py - ty)
+                score = score + pull_w * np.hypot(cx + px - tx, cy + py - ty)
             if anchor is not None:
                 # the pad that shares the anchor's net sits at the anchor pin
                 anet = lay.pad_net(*anchor)
