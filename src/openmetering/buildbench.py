@@ -128,7 +128,7 @@ def _renet_edit(paths: ProjectPaths, net, cat, calls) -> Edit:
             continue
         pins = sorted(((pin, pad_net[(r, pin)]) for r, pin in pad_net if r == ref),
                       key=lambda x: kicadnet.ref_key(x[0]))
-        for (pa, na), (pb, nb) in zip(pins, pins[1:]):
+        for (pa, na), (pb, nb) in zip(pins, pins[1:], strict=False):
             for pin, src, dst in ((pa, na, nb), (pb, nb, na)):
                 # KiCad names a sheet's signals by their path (/I2C_SDA), power symbols'
                 # nets (GND, +3V3) and unconnected pins otherwise
