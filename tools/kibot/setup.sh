@@ -2,7 +2,8 @@
 # KiBot for `make bench-build` only, never for `make` or `make test`: its own venv
 # (.venv-kibot, with system site-packages for pcbnew), pinned in tools/kibot/requirements.txt,
 # rsvg-convert, which KiBot's SVG plots need (with -A it would otherwise fail rather than
-# fetch a binary), and Xvfb, the display KiAuto opens pcbnew on for KiBot's 3D renders.
+# fetch a binary), and Xvfb and xdotool: KiAuto opens pcbnew on that display and drives it
+# for KiBot's 3D renders.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,7 +11,7 @@ say() { printf '\033[1m[kibot setup]\033[0m %s\n' "$*"; }
 die() { printf '[kibot setup] ERROR: %s\n' "$*" >&2; exit 1; }
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-for pkg in librsvg2-bin xvfb; do
+for pkg in librsvg2-bin xvfb xdotool; do
   if ! dpkg -s $pkg >/dev/null 2>&1; then
     say "installing $pkg"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $pkg \
