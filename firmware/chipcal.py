@@ -20,9 +20,15 @@ LOG_DECADE = F.LOG_SCALE * math.log(10) / math.log(2)  # Log units per decade of
 # Typical SCT-013-000 on the board's 6.6 ohm burden: the lead grows by ~0.19 deg per decade
 # of lower current and the ratio by -0.35 x that lead in radians (OEM CT report, scaled from
 # its 22 ohm measurements; design note metering-frontend.md).
+# range_a: 100 % of the channel's metering range. The SCT-013-000's ratio stays flat up to its
+# 100 A rating and then drops as the core saturates (OEM ratio test: -0.1 % from 90 to 100 A,
+# -1.1 % from 100 to 120 A, -3.3 % to 140 A), which the segment compensation cannot follow (its
+# gain slope is at most 127 / 2^19 per Log unit [AN 6.2], about 0.1 % from 100 to 120 A). So
+# 120 % of range must stay at or below the rating: 100 % = 80 A, 120 % = 96 A.
 CT_PROFILES = {
-    "sct013-000": {"lead_deg_per_decade": 0.19, "ratio_per_rad": 0.35},
-    "none": {"lead_deg_per_decade": 0.0, "ratio_per_rad": 0.0},
+    "sct013-000": {"lead_deg_per_decade": 0.19, "ratio_per_rad": 0.35, "rated_a": 100.0,
+                   "range_a": 80.0},
+    "none": {"lead_deg_per_decade": 0.0, "ratio_per_rad": 0.0, "rated_a": None, "range_a": None},
 }
 
 

@@ -38,12 +38,31 @@ MODEL_CHOICES = [
     "Energy registers wrap at 2^16 (the datasheet does not say); the driver reads them long before.",
     "Reading LastSPIData leaves it unchanged.",
     "PAngle is the voltage-to-current lag of the fundamental, 0..360 deg.",
-    "The startup / no-load gates judge |P|+|Q| of each 100 ms of signal.",
+    "The startup / no-load gates judge |P|+|Q| of each block of signal (100 ms, shorter where a 16-cycle window ends).",
 ]
+
+# Per-ADC spread of one chip: gain (Vref 1.2 V trim), cubic nonlinearity, input noise. The
+# datasheet gives only the result, +-0.1 % active energy over 6000:1 [DS Table-16]; the noise
+# is an estimate that keeps 120 uV rms, the bottom of that range, at about 0.1 %.
+ADC_GAIN_TOL = 0.01
+ADC_CUBIC_TOL = 0.0005
+NOISE_V = 10e-6
 
 FS_PEAK = F.ADC_FS_PEAK_V
 K_RMS = F.RMS_AT_FULL_SCALE  # rms_norm -> register at unity gain (full-scale sine -> 92681)
 PHASES = 3
+
+
+def impairments():
+    """(part, text) of the chip model, from its own parameters and the facts file."""
+    lsb = F.energy_mj_per_count() / 1000.0
+    return ("ATM90E32AS", "per-ADC gain +-%g %% (Vref %g V), cubic nonlinearity +-%g %% at full "
+            "scale, %g uV rms input noise per sample (estimate, against the %g uV bottom of the "
+            "datasheet's 0.1 %% range), 16-bit registers, energy quantum 0.01 CF = %g J "
+            "at MC %d, %d Hz sampling, %d-cycle means, clip at %g mV rms x sqrt 2"
+            % (100 * ADC_GAIN_TOL, F.VREF_V, 100 * ADC_CUBIC_TOL, NOISE_V * 1e6,
+               F.ADC_IN_MIN_VRMS * 1e6, lsb, F.METER_CONSTANT,
+               F.SAMPLE_RATE_HZ, F.MEAN_CYCLES, F.ADC_IN_MAX_VRMS * 1000))
 
 
 def _s16(x):
@@ -73,12 +92,13 @@ def _log16(x):
 class Chip:
     """One ATM90E32AS on one board."""
 
-    def __init__(self, board, seed=1, noise_v=10e-6):
+    def __init__(self, board, seed=1, noise_v=NOISE_V):
         self.board = board
         r = np.random.default_rng(seed + 7919)
         self.rng = np.random.default_rng(seed + 104729)
-        self.adc_gain = {s: 1 + r.uniform(-0.01, 0.01) for s in ("U0", "U1", "U2", "I0", "I1", "I2")}
-        self.adc_cubic = {s: r.uniform(-0.0005, 0.0005) for s in self.adc_gain}
+        self.adc_gain = {s: 1 + r.uniform(-ADC_GAIN_TOL, ADC_GAIN_TOL)
+                         for s in ("U0", "U1", "U2", "I0", "I1", "I2")}
+        self.adc_cubic = {s: r.uniform(-ADC_CUBIC_TOL, ADC_CUBIC_TOL) for s in self.adc_gain}
         self.noise_v = noise_v
         self.t = 0.0
         self.samples = 0  # 8 kHz sample counter (chip time base)
@@ -243,9 +263,14 @@ class Chip:
         """Run the chip for `seconds` of mains time."""
         n_total = int(round(seconds * F.SAMPLE_RATE_HZ))
         while n_total > 0:
-            n = min(n_total, 800)  # 0.1 s blocks
+            # 0.1 s blocks, cut where the 16-cycle window ends so that every mean covers
+            # whole cycles, as the chip's do (at 49.5 or 60 Hz 16 cycles are no whole block)
+            n = min(n_total, 800, max(1, self._win_len() - self.win["n"]))
             self._block(n)
             n_total -= n
+
+    def _win_len(self):
+        return int(round(F.MEAN_CYCLES * F.SAMPLE_RATE_HZ / self.board.mains.f))
 
     def _block(self, n):
         cfg = self._cfg()
@@ -288,8 +313,7 @@ class Chip:
         self.win["n"] += n
         if cfg["on"]:
             self._accumulate(cfg, p_inst, pq_block, fs)
-        n_win = int(round(F.MEAN_CYCLES * fs / f_true))
-        if self.win["n"] >= n_win:
+        if self.win["n"] >= self._win_len():
             self._publish(cfg, f_true)
 
     def _adc(self, src, t, pga, noise=True):

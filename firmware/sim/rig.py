@@ -19,7 +19,7 @@ if str(FW) not in sys.path:
 import meter  # noqa: E402
 
 from sim import sensors  # noqa: E402
-from sim.m90e32as import Chip, CSPin, SPIBus  # noqa: E402
+from sim.m90e32as import NOISE_V, Chip, CSPin, SPIBus  # noqa: E402
 from sim.ticks import PERIOD, WrapTicks  # noqa: E402,F401  (PERIOD: re-exported for tests)
 
 
@@ -27,7 +27,7 @@ class Rig:
     def __init__(self, seed=1, voltage_sensor="zmpt101b", start_ms=PERIOD - 5000, cfg=None,
                  data_dir=None, noise=True, log=None):
         self.board = sensors.Board.draw(seed, voltage_sensor)
-        self.chip = Chip(self.board, seed, noise_v=10e-6 if noise else 0.0)
+        self.chip = Chip(self.board, seed, noise_v=NOISE_V if noise else 0.0)
         self.clock = WrapTicks(start_ms)
         self.bus = SPIBus(self.chip)
         self.cs = CSPin()

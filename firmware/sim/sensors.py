@@ -1,10 +1,11 @@
+# ruff: noqa: UP031  (%-formatting, as in the chip simulator and the benchmark)
 """Sensor and grid models for the rev-B front end (host only, feeds sim/m90e32as.py).
 
 Every signal is a sum of tones; each sensor is a per-tone complex gain (ratio, phase) plus the
 effects a single calibration cannot remove: a CT whose ratio and phase move with current and
 saturate above rating, voltage transformers whose lead falls with frequency (and, for the
 AC-AC adapter, grows with voltage), a ZMPT101B module whose op-amp compresses. The figures and
-where they come from are in IMPAIRMENTS (printed beside the benchmark table).
+where they come from are in impairments() (printed beside the benchmark table).
 
 Direction convention of the board: each CT is clipped on so that power flowing from the
 grid into the house reads positive on its channel (IMPORT); an inverter exporting through
@@ -133,10 +134,18 @@ class CurrentTransformer:
     sat_n: float = 7.1
     i_knee: float = 100.0
 
+    # unit-to-unit spread drawn per board (datasheet +-3 %, OEM test +0.7..+2 % at 10-100 A;
+    # OEM phase test at 22 / 120 ohm, scaled to this burden; knee around the 100 A rating)
+    SPREAD = {"ratio_err": (-0.02, 0.02), "lead_ref_deg": (2.4, 3.4), "lead_slope": (0.03, 0.10),
+              "i_knee": (95.0, 110.0)}
+
     @classmethod
     def draw(cls, rng: np.random.Generator) -> CurrentTransformer:
-        return cls(ratio_err=rng.uniform(-0.02, 0.02), lead_ref_deg=rng.uniform(2.4, 3.4),
-                   lead_slope=rng.uniform(0.03, 0.10), i_knee=rng.uniform(95.0, 110.0))
+        return cls(**{k: rng.uniform(*r) for k, r in cls.SPREAD.items()})
+
+    def saturation(self, irms: float) -> float:
+        """Relative ratio loss of the ferrite core at irms (0 far below the knee)."""
+        return self.sat_a * (max(irms, 0.05) / self.i_knee) ** self.sat_n
 
     def lead_deg(self, irms: float, f: float) -> float:
         i = max(irms, 0.05)
@@ -147,8 +156,7 @@ class CurrentTransformer:
         """Secondary amps per primary amp at the fundamental (50 Hz lead used for the ratio)."""
         i = max(irms, 0.05)
         extra = math.radians(self.lead_deg(i, 50.0) - self.lead_deg(self.i_ref, 50.0))
-        sat = self.sat_a * (i / self.i_knee) ** self.sat_n
-        return (1 + self.ratio_err - self.ratio_per_rad * extra - sat) / self.turns
+        return (1 + self.ratio_err - self.ratio_per_rad * extra - self.saturation(i)) / self.turns
 
 
 @dataclass
@@ -165,10 +173,14 @@ class ZMPT101BModule:
     cubic: float = 0.001  # relative compression at 230 V peak
     v_high: float = 1.0  # headroom above the bias before the LM358 clips (5 V - 1.5 V - 2.5 V)
 
+    RATIO_TOL = 0.05  # the trimmer's setting
+    SPREAD = {"lead_deg50": (0.1, 0.33), "cubic": (0.0005, 0.002)}
+
     @classmethod
     def draw(cls, rng: np.random.Generator) -> ZMPT101BModule:
-        return cls(v_per_v=FRONTEND["zmpt101b_v_per_v"] * rng.uniform(0.95, 1.05), lead_deg50=rng.uniform(0.1, 0.33),
-                   cubic=rng.uniform(0.0005, 0.002))
+        tol = cls.RATIO_TOL
+        return cls(v_per_v=FRONTEND["zmpt101b_v_per_v"] * rng.uniform(1 - tol, 1 + tol),
+                   **{k: rng.uniform(*r) for k, r in cls.SPREAD.items()})
 
 
 @dataclass
@@ -180,11 +192,16 @@ class ACAdapter:
     lead_at_185: float = 4.0
     lead_at_253: float = 7.5
 
+    LEAD_AT_185 = (3.5, 4.5)
+    LEAD_RISE = (3.0, 4.0)  # degrees more at 253 V than at 185 V
+    RATIO_TOL = 0.03
+
     @classmethod
     def draw(cls, rng: np.random.Generator) -> ACAdapter:
-        lo = rng.uniform(3.5, 4.5)
-        return cls(v_per_v=FRONTEND["adapter_v_per_v"] * rng.uniform(0.97, 1.03), lead_at_185=lo,
-                   lead_at_253=lo + rng.uniform(3.0, 4.0))
+        lo = rng.uniform(*cls.LEAD_AT_185)
+        tol = cls.RATIO_TOL
+        return cls(v_per_v=FRONTEND["adapter_v_per_v"] * rng.uniform(1 - tol, 1 + tol), lead_at_185=lo,
+                   lead_at_253=lo + rng.uniform(*cls.LEAD_RISE))
 
     def lead_deg(self, vrms: float, f: float) -> float:
         x = (vrms - 185.0) / (253.0 - 185.0)
@@ -209,6 +226,12 @@ ZMPT_COUPLE_TAU = 22e3 * 10e-6
 ZMPT_DIVIDER = FRONTEND["zmpt101b_divider"]
 ADAPTER_DIVIDER = FRONTEND["adapter_divider"]
 ADAPTER_LAG_TAU = 10e3 * 18e-9
+BURDEN_TOL = 0.01  # 1 %, 25 ppm
+AA_TAU_TOL = 0.06  # 1 % resistors, 5 % NP0 capacitors [AN Table-1]
+DIVIDER_TOL = 0.01
+COUPLE_TOL = 0.2  # X7R 10 uF under DC bias
+CROSSTALK_DB = -90.0  # voltage trace into each current input (estimate, no layout yet)
+CROSSTALK_DEG = 80.0
 
 
 @dataclass
@@ -225,8 +248,8 @@ class Board:
     aa_tau_v: float = AA_TAU
     divider: float = ZMPT_DIVIDER
     couple_tau: float = ZMPT_COUPLE_TAU
-    crosstalk: float = 10 ** (-90 / 20)  # voltage trace into each current input (estimate)
-    crosstalk_deg: float = 80.0
+    crosstalk: float = 10 ** (CROSSTALK_DB / 20)  # voltage trace into each current input
+    crosstalk_deg: float = CROSSTALK_DEG
     mains: Mains = field(default_factory=Mains)
     loads: list = field(default_factory=lambda: [Load(), Load(), Load()])
 
@@ -237,19 +260,26 @@ class Board:
         b.cts = [CurrentTransformer.draw(r) for _ in range(3)]
         b.zmpt = ZMPT101BModule.draw(r)
         b.adapter = ACAdapter.draw(r)
-        b.burden = [BURDEN_OHM * (1 + r.uniform(-0.01, 0.01)) for _ in range(3)]  # 1 %, 25 ppm
-        # 1 % resistors, 5 % NP0 capacitors [AN Table-1]
-        b.aa_tau_i = [AA_TAU * (1 + r.uniform(-0.06, 0.06)) for _ in range(3)]
-        b.aa_tau_v = AA_TAU * (1 + r.uniform(-0.06, 0.06))
+        b.burden = [BURDEN_OHM * (1 + r.uniform(-BURDEN_TOL, BURDEN_TOL)) for _ in range(3)]
+        b.aa_tau_i = [AA_TAU * (1 + r.uniform(-AA_TAU_TOL, AA_TAU_TOL)) for _ in range(3)]
+        b.aa_tau_v = AA_TAU * (1 + r.uniform(-AA_TAU_TOL, AA_TAU_TOL))
         b.divider = (ZMPT_DIVIDER if voltage_sensor == "zmpt101b" else ADAPTER_DIVIDER) * (
-            1 + r.uniform(-0.01, 0.01))
-        b.couple_tau = ZMPT_COUPLE_TAU * (1 + r.uniform(-0.2, 0.2))  # X7R 10 uF under bias
+            1 + r.uniform(-DIVIDER_TOL, DIVIDER_TOL))
+        b.couple_tau = ZMPT_COUPLE_TAU * (1 + r.uniform(-COUPLE_TOL, COUPLE_TOL))
         return b
 
     # -- pin signals -------------------------------------------------------------------------
     def voltage_tones(self):
         """Tones at the V pins (volts peak, rad): sensor, coupling/divider, anti-alias."""
         m = self.mains
+        z, ad = self.zmpt, self.adapter
+        # the chip asks for them a dozen times per 0.1 s block; they change only with these
+        key = (m.vrms, m.f, tuple(sorted(m.harmonics.items())), self.voltage_sensor, z.v_per_v,
+               z.lead_deg50, ad.v_per_v, ad.lead_at_185, ad.lead_at_253, self.divider,
+               self.couple_tau, self.aa_tau_v)
+        cached = self.__dict__.get("_vt")
+        if cached and cached[0] == key:
+            return cached[1]
         out = []
         for h, a, p in m.tones():
             f = h * m.f
@@ -262,6 +292,7 @@ class Board:
                 g *= rc_lowpass(f, ADAPTER_LAG_TAU)
             g *= rc_lowpass(f, self.aa_tau_v)
             out.append((f, a * abs(g), p + float(np.angle(g))))
+        self._vt = (key, out)
         return out
 
     def current_tones(self, ch: int):
@@ -302,21 +333,51 @@ def _sum_tones(tones, t, f0):
     return x
 
 
-IMPAIRMENTS = [
-    ("Mains", "harmonics 3rd-15th (2.8 % 5th, 1.4 % 7th, ...; THD 3.5 %) inside EN 50160; "
-     "frequency 49.5 / 50 / 50.5 / 60 Hz per row"),
-    ("CT (SCT-013-000, 100 A:50 mA)", "unit ratio error +-2 % (datasheet +-3 %, OEM test "
-     "+0.7..+2 %); lead 2.4-3.4 deg at 20 A on 6.6 ohm, falling as 1/f, +3..10 % per decade "
-     "below 20 A (OEM phase test, 22/120 ohm burdens); ratio follows the lead; ferrite "
-     "saturation -0.27 % at 100 A, -1.1 % at 120 A (OEM ratio test); leakage lag 5 deg at 1.5 kHz"),
-    ("ZMPT101B module", "ratio +-5 % (trimmer); lead 0.1-0.33 deg at 50 Hz falling as 1/f "
-     "(datasheet <= 20'); LM358 compression 0.05-0.2 % (datasheet linearity <= 0.2 %), "
-     "clipping above Vcc - 1.5 V"),
-    ("AC-AC adapter (9 V)", "lead 3.5-4.5 deg at 185 V rising by 3-4 deg to 253 V, falling as "
-     "1/f (OEM Ideal Power report); ratio +-3 %"),
-    ("Board", "burden 1 %, anti-alias 1 k/18 nF with 6 % tau tolerance per channel (AN BOM); "
-     "10 uF coupling -20..+20 %; voltage-to-current crosstalk -90 dB at 80 deg (estimate)"),
-    ("ATM90E32AS", "per-ADC gain +-1 % (Vref 1.2 V), +-0.05 % nonlinearity, 10 uV rms input "
-     "noise (estimate at the 120 uV floor of the 0.1 % range), 16-bit registers, 0.01 CF "
-     "energy quantum, 8 kHz sampling, clip at 720 mV rms x sqrt 2"),
-]
+def _pm(lo, hi, scale=1.0, unit=""):
+    return "%g..%g%s" % (lo * scale, hi * scale, unit)
+
+
+def impairments(freqs=(50.0,), i_top=120.0):
+    """[(part, text)] of what the sensor models do, written from their own parameters, with
+    each figure's source. freqs: the mains frequencies the benchmark ran at; i_top: its
+    highest current (A), where the CT's saturation is quoted as well."""
+    ct = CurrentTransformer
+    sp = ct.SPREAD
+    knees = sp["i_knee"]
+    sat = {a: [100 * ct(i_knee=k).saturation(a) for k in (knees[1], knees[0])]
+           for a in (i_top, 100.0, 120.0)}
+    h = sorted(V_HARMONICS.items())
+    thd = 100 * math.sqrt(sum(a * a for _, (a, _) in h))
+    harm = ", ".join("%d: %g %%" % (n, 100 * a) for n, (a, _) in h)
+    smps = ", ".join("%d: %g %%" % (n, 100 * a) for n, (a, _) in sorted(SMPS_HARMONICS.items()))
+    z = ZMPT101BModule
+    ad = ACAdapter
+    rise = ad.LEAD_RISE
+    return [
+        ("Mains", "harmonics %d-%d (%s; THD %.1f %%), inside EN 50160; frequency %s Hz per row"
+         % (h[0][0], h[-1][0], harm, thd, " / ".join("%g" % f for f in sorted(set(freqs))))),
+        ("SMPS load", "capacitor-input rectifier, IEC 61000-3-2 class D shape (%s), fundamental "
+         "leading %g deg" % (smps, -SMPS_PHI_DEG)),
+        ("CT (SCT-013-000, %g turns)" % ct.turns,
+         "unit ratio error %s %% (datasheet +-3 %%, OEM test +0.7..+2 %%); lead %s deg at %g A on "
+         "%g ohm, falling as 1/f, growing %s %% per decade below %g A (OEM phase test, 22/120 ohm); "
+         "ratio follows the lead (%g per rad); ferrite saturation %s %% at %g A, %s %% at 100 A and "
+         "%s %% at 120 A for a knee at %s A (OEM ratio test: -0.1 %% from 90 to 100 A, -1.1 %% from 100 to 120 A); "
+         "leakage lag %g deg at 1.5 kHz"
+         % (_pm(*sp["ratio_err"], 100), _pm(*sp["lead_ref_deg"]), ct.i_ref, BURDEN_OHM,
+            _pm(*sp["lead_slope"], 100), ct.i_ref, ct.ratio_per_rad,
+            "%.2f to %.2f" % (-sat[i_top][1], -sat[i_top][0]), i_top,
+            "%.2f to %.2f" % (-sat[100.0][1], -sat[100.0][0]),
+            "%.2f to %.2f" % (-sat[120.0][1], -sat[120.0][0]), _pm(*knees), ct.hf_lag_deg_at_1k5)),
+        ("ZMPT101B module", "ratio +-%g %% (trimmer); lead %s deg at 50 Hz falling as 1/f "
+         "(datasheet <= 20'); LM358 compression %s %% at the peak (datasheet linearity <= 0.2 %%), "
+         "clipping above Vcc - 1.5 V" % (100 * z.RATIO_TOL, _pm(*z.SPREAD["lead_deg50"]),
+                                          _pm(*z.SPREAD["cubic"], 100))),
+        ("AC-AC adapter (9 V)", "lead %s deg at 185 V rising by %s deg to 253 V (%.3f..%.3f deg/V), "
+         "falling as 1/f (OEM Ideal Power report); ratio +-%g %%"
+         % (_pm(*ad.LEAD_AT_185), _pm(*rise), rise[0] / 68.0, rise[1] / 68.0, 100 * ad.RATIO_TOL)),
+        ("Board", "burden +-%g %%, anti-alias 1 k / 18 nF with +-%g %% tau tolerance per channel "
+         "(AN Table-1); coupling capacitor +-%g %%; divider +-%g %%; voltage-to-current crosstalk "
+         "%g dB at %g deg (estimate)" % (100 * BURDEN_TOL, 100 * AA_TAU_TOL, 100 * COUPLE_TOL,
+                                         100 * DIVIDER_TOL, CROSSTALK_DB, CROSSTALK_DEG)),
+    ]

@@ -279,13 +279,50 @@ def test_phase_calibration_refuses_a_resistive_load(calibrated):
 
 
 def test_bench_quick_table():
-    tables, wrap = bench_chip.build(seed=1, quick=True)
-    md = bench_chip.markdown(1, tables, wrap)
+    res = bench_chip.build(seed=1, quick=True)
+    tables, wrap = res["tables"], res["wrap"]
+    md = bench_chip.markdown(1, tables, wrap, freqs=res["freqs"])
     assert "| 50 Hz | grid | export | inductive | 0.5 ind | 50 |" in md
+    assert "| 50 Hz | grid | import | resistive | 1 | 120 |" in md
     assert "Simulator impairments" in md and "SCT-013-000" in md
     assert wrap["faults"] == 0 and wrap["wraps"] == 1
-    for r in tables[0][1]:
-        assert abs(r["after"]["e"]) < r["lim05"], r
+    assert bench_chip.outside(tables) == []
+
+
+def test_bench_flags_a_row_outside_class_05():
+    """The check can fail: a CT whose core saturates at 70 A instead of ~100 A (a planted
+    impairment) leaves the calibration at 10 A untouched and breaks the 120 % row only."""
+    def plant(board):
+        board.cts[bench_chip.GRID].i_knee = 70.0
+
+    _, _, rows = bench_chip.run_rows(1, 50, bench_chip.row_cases(50, quick=True), plant=plant)
+    bad = bench_chip.outside([("planted", rows)])
+    assert [r["pct"] for _, r in bad] == [120], [(r["pct"], r["after"]["e"]) for r in rows]
+    assert bad[0][1]["after"]["e"] < -1.0
+
+
+def test_committed_chip_accuracy_page_has_every_row_in_class_05():
+    """The issue's row set is on the page and every class row is inside class 0.5S."""
+    import re
+
+    md = (ROOT / "docs" / "generated" / "accuracy-chip.md").read_text()
+    assert f"100 % of range = {bench_chip.RANGE_A:g} A rms" in md
+    counts = re.findall(r"Class 0\.5S on (\d+) of (\d+) rows\.", md)
+    assert len(counts) >= 3 and all(a == b for a, b in counts), counts
+    rows = [line.split(" | ") for line in md.splitlines() if line.endswith(" | yes |")
+            or line.endswith(" | **no** |")]
+    assert rows and not any(r[-1].startswith("**no**") for r in rows)
+    have = {(r[0].lstrip("| "), r[2], r[4], r[5]) for r in rows}
+    for hz in ("50 Hz", "60 Hz"):
+        for d in ("import", "export"):
+            for pf in ("1", "0.5 ind", "0.8 cap"):
+                for pct in bench_chip.PCTS:
+                    assert (hz, d, pf, str(pct)) in have, (hz, d, pf, pct)
+    assert any(r[3] == "smps" for r in rows)
+    m = re.search(r"wraps during the run: (\d+)\)\. Chip faults: (\d+)", md)
+    assert m and int(m.group(1)) >= 1 and m.group(2) == "0"
+    for part in ("CT (SCT-013-000", "ZMPT101B module", "AC-AC adapter", "ATM90E32AS", "Mains"):
+        assert "| " + part in md
 
 
 @pytest.mark.slow
