@@ -135,9 +135,9 @@ def small_libraries(paths: ProjectPaths, used: dict[str, set[str]]) -> Path:
     h = hashlib.sha256(skidl.__version__.encode())
     texts = {}
     for lib, f in files.items():
-        texts[lib] = f.read_bytes().decode("latin_1")  # as SKiDL reads it
-        h.update(f"{lib}\0{sorted(used[lib])}\0{hashlib.sha256(f.read_bytes()).hexdigest()}"
-                 .encode())
+        raw = f.read_bytes()
+        texts[lib] = raw.decode("latin_1")  # as SKiDL reads it
+        h.update(f"{lib}\0{sorted(used[lib])}\0{hashlib.sha256(raw).hexdigest()}".encode())
     folder = paths.build / "skidl-symbols" / h.hexdigest()[:16]
     done = folder / ".done"
     if not done.exists():

@@ -21,7 +21,7 @@ from ..errors import MissingInput
 from ..paths import ProjectPaths, project
 from ..repro import sync_dir, write_text_if_changed
 from . import jlcpcb, panel, pcbway
-from .common import Plots, plot_all, positions
+from .common import Plots, plot_all
 
 HOUSES = ("jlcpcb", "pcbway", "panel")
 ORDER = {"layers": 2, "thickness_mm": 1.6, "material": "FR-4 TG135-140",
@@ -91,11 +91,7 @@ def build(paths: ProjectPaths | None = None, pcb: Path | None = None, out: Path 
         made = pool.submit(panel.make_panel, pcb, panel_pcb, paths.panel_preset)
         if kept:
             log("fab: Gerbers and drill files kept (the stamp proves the copper unchanged)")
-            board = {k: pool.submit(lambda v=v: v) for k, v in kept.items() if k != "panel"}
-            board["positions"] = pool.submit(positions, pcb)
-            board["footprints"] = pool.submit(facts.footprints, pcb)
-        else:
-            board = plot_all(pcb, tmp, pool)
+        board = plot_all(pcb, tmp, pool, kept)
         board_facts = pool.submit(facts.facts, pcb)
         made.result()
         if kept:
