@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -497,28 +498,47 @@ def markdown(seed, tables, wrap, sweeps=(), refs=(), freqs=(50.0,)):
     return "\n".join(lines)
 
 
+def _part(task, seed, quick=False, plant=None):
+    """One independent piece of the benchmark (its own seeded boards): the pieces run side by
+    side on the cores and give the same figures as one after another."""
+    if task == "50":
+        zm, _, rows = run_rows(seed, 50, row_cases(50, quick), plant=plant)
+        return rows, (voltage_sweep(zm) if not quick else None)
+    if task == "60":
+        return run_rows(seed, 60, row_cases(60), plant=plant)[2], None
+    if task == "adapter":
+        cad = [("50 Hz", 50.0, 230.0, kind, label, pf, pct, False, GRID)
+               for label, kind, pf in PFS for pct in (10, 100)]
+        rig, _, rows = run_rows(seed, 50, cad, voltage_sensor="adapter", plant=plant)
+        return rows, voltage_sweep(rig)
+    if task == "refs":
+        return reference_classes(seed), None
+    if task == "wrap":
+        return wrap_run(seed, 1.0 if quick else 10.0), None
+    raise ValueError(task)
+
+
 def build(seed=1, quick=False, plant=None):
-    tables = []
-    zm, _, rows50 = run_rows(seed, 50, row_cases(50, quick), plant=plant)
-    tables.append(("50 Hz, ZMPT101B module on 5 V", rows50))
+    tasks = ("50", "wrap") if quick else ("50", "60", "adapter", "refs", "wrap")
+    if quick or plant is not None:
+        done = [_part(t, seed, quick, plant) for t in tasks]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            done = list(pool.map(_part, tasks, [seed] * len(tasks)))
+    res = dict(zip(tasks, done, strict=True))
+    tables = [("50 Hz, ZMPT101B module on 5 V", res["50"][0])]
     freqs = {r[1] for r in row_cases(50, quick)}
     sweeps, refs = [], []
     if not quick:
-        _, _, rows60 = run_rows(seed, 60, row_cases(60), plant=plant)
-        tables.append(("60 Hz (calibrated at 60 Hz, 120 V)", rows60))
+        tables.append(("60 Hz (calibrated at 60 Hz, 120 V)", res["60"][0]))
         freqs |= {60.0}
-        cad = []
-        for label, kind, pf in PFS:
-            for pct in (10, 100):
-                cad.append(("50 Hz", 50.0, 230.0, kind, label, pf, pct, False, GRID))
-        after_ad, _, rowsad = run_rows(seed, 50, cad, voltage_sensor="adapter", plant=plant)
-        tables.append(("9 V AC-AC adapter instead of the ZMPT101B (at 230 V)", rowsad))
-        for name, rig in (("ZMPT101B", zm), ("9 V adapter", after_ad)):
-            sw = voltage_sweep(rig)
-            sweeps.append((name, sw))
-        refs = reference_classes(seed)
-    wrap = wrap_run(seed, 1.0 if quick else 10.0)
-    return {"tables": tables, "wrap": wrap, "sweeps": sweeps, "refs": refs, "freqs": sorted(freqs)}
+        tables.append(("9 V AC-AC adapter instead of the ZMPT101B (at 230 V)", res["adapter"][0]))
+        sweeps = [("ZMPT101B", res["50"][1]), ("9 V adapter", res["adapter"][1])]
+        refs = res["refs"][0]
+    return {"tables": tables, "wrap": res["wrap"][0], "sweeps": sweeps, "refs": refs,
+            "freqs": sorted(freqs)}
 
 
 def main(argv=None) -> int:

@@ -8,10 +8,13 @@ which run their own code), never in the tree:
 
 - no-op: `make` on a copy whose committed outputs and stamps are current, as a fresh clone
   is; every file's bytes and time are compared before and after (it must touch none);
-- value change: R41 470 Ohm -> 1 kOhm in hardware/skidl/user_io.py, `make`, then back, and
-  so on (each run is one one-line value change); the board must keep every route;
-- one-pad re-net: J6 pin 3 from I2C_SCL to I2C_SDA, `make`, then back, and so on; the board
-  must re-route only the nets reached, with DRC and parity at 0/0 after each run;
+- value change: an LED's series resistor to the catalogue's nearest other value (470 Ohm ->
+  1 kOhm on revision A), `make`, then back, and so on (each run is one one-line value
+  change); the board must keep every route;
+- one-pad re-net: a pin header's pad to its neighbour's signal net (J6 pin 2 from I2C_SDA
+  to I2C_SCL on revision A), `make`, then back, and so on; the board must re-route only the
+  nets reached, with DRC and parity at 0/0 after each run;
+  both edits are found in the committed circuit by role (`edits`), so any revision works;
 - KiBot (.venv-kibot, tools/kibot/open-meter.kibot.yaml) against the project's own stage
   functions making the same outputs: ERC, DRC, JLCPCB Gerbers with PTH/NPTH drill, position
   file, BOM CSV, front/back PNG and SVG, schematic PDF, iBoM; runs interleaved, the order
@@ -28,7 +31,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -37,7 +42,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import checks, kicad, pipeline
+from . import checks, kicad, kicadnet, pipeline, stamps
 from . import parts as catalogue
 from .errors import CheckFailed, DesignError, MissingInput
 from .paths import ProjectPaths, project
@@ -54,6 +59,8 @@ class Edit:
     file: str
     old: str
     new: str
+    ref: str = ""  # the part it changes
+    reaches: tuple[str, ...] = ()  # the board nets whose copper it must re-route
 
     def apply(self, root: Path, forward: bool = True) -> None:
         path = root / self.file
@@ -61,18 +68,100 @@ class Edit:
         a, b = (self.old, self.new) if forward else (self.new, self.old)
         if text.count(a) != 1:
             raise DesignError(f"bench edit '{self.what}': {self.file} no longer holds "
-                              f"{a!r} exactly once; update EDITS in {__name__}")
+                              f"{a!r} exactly once")
         path.write_text(text.replace(a, b), encoding="utf-8")
 
 
-EDITS = {
-    "value": Edit("R41 470 Ohm -> 1 kOhm (value, MPN, LCSC, PartID)", "hardware/skidl/user_io.py",
-                  'part("r_470", "R41",', 'part("r_1k", "R41",'),
-    "renet": Edit("J6 pin 3 I2C_SCL -> I2C_SDA (one pad to another net)",
-                  "hardware/skidl/user_io.py",
-                  '"2": n.I2C_SDA, "3": n.I2C_SCL, "4": n.GND}',
-                  '"2": n.I2C_SDA, "3": n.I2C_SDA, "4": n.GND}'),
-}
+# ---------------------------------------------------------------- the edits, found by role
+# The edits are chosen from the committed netlist and catalogue by what the parts do, not
+# by designator, so the bench runs on whatever board revision is committed: the resistor
+# in series with an indicator LED gets the catalogue's nearest other value on the same
+# footprint (the net they share is a signal, not a rail: KiCad names signals by their sheet
+# path, /LED_A); a pin header's pad moves to the net of a neighbouring pad (the two smallest
+# signal nets such a move can join without leaving a net with a single pad).
+
+_CALL = re.compile(r'\bpart\(\s*"(?P<key>[^"]+)"\s*,\s*"(?P<ref>[^"]+)"')
+
+
+def _calls(paths: ProjectPaths) -> dict[str, tuple[str, str, re.Match]]:
+    """ref -> (root-relative circuit file, its text, the `part(key, ref` call)."""
+    out = {}
+    for f in stamps.expand(paths.root, pipeline.BY_NAME["netlist"].inputs[:1]):
+        text = f.read_text(encoding="utf-8")
+        for m in _CALL.finditer(text):
+            out[m["ref"]] = (paths.rel(f), text, m)
+    return out
+
+
+def _value_edit(paths: ProjectPaths, net, cat, calls) -> Edit:
+    leds = {r for r, p in net.parts.items()
+            if p.fields.get("PartID") in cat.parts
+            and cat.parts[p.fields["PartID"]].symbol.startswith("LED")}
+    pad_net = net.pad_nets()
+    for ref in sorted(net.parts, key=kicadnet.ref_key):
+        entry = cat.parts.get(net.parts[ref].fields.get("PartID", ""))
+        if entry is None or "ohms" not in entry.facts or ref not in calls:
+            continue
+        mine = {pad_net[k] for k in pad_net if k[0] == ref and pad_net[k].startswith("/")}
+        if not any(r in leds for n in mine for r, _ in net.nets[n]):
+            continue
+        others = [p for p in cat.parts.values() if p.key != entry.key and "ohms" in p.facts
+                  and (p.lib, p.symbol, p.footprint) == (entry.lib, entry.symbol,
+                                                         entry.footprint)]
+        if not others:
+            continue
+        to = min(others, key=lambda p: (abs(math.log(p.facts["ohms"] / entry.facts["ohms"])),
+                                        p.key))
+        file, _, m = calls[ref]
+        return Edit(f"{ref} (LED resistor) {entry.value} -> {to.value} (value, MPN, LCSC, "
+                    f"PartID)", file, m[0], m[0].replace(f'"{entry.key}"', f'"{to.key}"', 1), ref)
+    raise DesignError("bench: no resistor in series with an LED whose value the catalogue "
+                      "can change on the same footprint")
+
+
+def _renet_edit(paths: ProjectPaths, net, cat, calls) -> Edit:
+    pad_net = net.pad_nets()
+    options = []
+    for ref, (file, text, m) in calls.items():
+        if not cat.parts.get(m["key"]) or not m["key"].startswith("header") \
+                or ref not in net.parts:
+            continue
+        pins = sorted(((pin, pad_net[(r, pin)]) for r, pin in pad_net if r == ref),
+                      key=lambda x: kicadnet.ref_key(x[0]))
+        for (pa, na), (pb, nb) in zip(pins, pins[1:], strict=False):
+            for pin, src, dst in ((pa, na, nb), (pb, nb, na)):
+                # KiCad names a sheet's signals by their path (/I2C_SDA), power symbols'
+                # nets (GND, +3V3) and unconnected pins otherwise
+                if src == dst or not (src.startswith("/") and dst.startswith("/")) \
+                        or len(net.nets[src]) < 3:
+                    continue
+                options.append((len(net.nets[src]) + len(net.nets[dst]),
+                                kicadnet.ref_key(ref), kicadnet.ref_key(pin), ref, pin, src,
+                                dst, file, text, m))
+    for *_, ref, pin, src, dst, file, text, m in sorted(options):
+        end = _CALL.search(text, m.end())
+        call = text[m.start():end.start() if end else len(text)]
+        bare_src, bare_dst = src.rsplit("/", 1)[-1], dst.rsplit("/", 1)[-1]
+        b = re.search(rf'(["\']{re.escape(pin)}["\']\s*:\s*\w+\.){re.escape(bare_src)}\b',
+                      call)
+        if not b:
+            continue
+        old = call[:b.end()]
+        new = old[:b.start()] + b[1] + bare_dst
+        return Edit(f"{ref} pin {pin} {bare_src} -> {bare_dst} (one pad to another net)",
+                    file, old, new, ref, tuple(sorted({src, dst})))
+    raise DesignError("bench: no pin header pad found that can move to a neighbouring "
+                      "pad's signal net")
+
+
+def edits(paths: ProjectPaths | None = None) -> dict[str, Edit]:
+    """The value change and the one-pad re-net of the committed circuit."""
+    paths = paths or project()
+    net = kicadnet.read_netlist(paths.netlist)
+    cat = catalogue.load(paths.parts, check_footprints=False)
+    calls = _calls(paths)
+    return {"value": _value_edit(paths, net, cat, calls),
+            "renet": _renet_edit(paths, net, cat, calls)}
 
 
 def _children_cpu() -> float:
@@ -143,7 +232,7 @@ def bench_noop(copy: ProjectPaths, runs: int, log) -> dict:
 
 
 def bench_edit(copy: ProjectPaths, key: str, runs: int, log) -> dict:
-    edit = EDITS[key]
+    edit = edits(copy)[key]
     rows, checks_ = [], []
     for k in range(runs):
         edit.apply(copy.root, forward=k % 2 == 0)
@@ -381,7 +470,8 @@ def main(argv=None) -> int:
              lambda: bench_noop(copy, a.runs, log))
     for key in ("value", "renet"):
         if key in parts:
-            part(key, f"{EDITS[key].what}:", lambda k=key: bench_edit(copy, k, a.runs, log))
+            part(key, f"{edits(copy)[key].what}:",
+                 lambda k=key: bench_edit(copy, k, a.runs, log))
     if "kibot" in parts:
         part("kibot", "KiBot and the project, the same outputs, interleaved:",
              lambda: bench_kibot(paths, work / "outputs", a.runs, log))

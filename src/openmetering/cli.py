@@ -65,7 +65,7 @@ def _checks(a, paths):
 def _fab(a, paths):
     from . import fab
 
-    return fab.build(paths, a.pcb, a.out)
+    return fab.build(paths, a.pcb, a.out, keep_plots=a.keep_plots)
 
 
 def _docs(a, paths):
@@ -163,8 +163,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("pcb", nargs="?", type=Path)
     _paths(p, netlist="")
 
-    _paths(stage("fab", _fab, "board -> JLCPCB, PCBWay and panel packages"),
-           pcb="", out="default hardware/fab/")
+    s = stage("fab", _fab, "board -> JLCPCB, PCBWay and panel packages")
+    _paths(s, pcb="", out="default hardware/fab/")
+    s.add_argument("--keep-plots", type=Path, metavar="STAMP",
+                   help="keep the Gerbers and drill files this stamp of the stage records "
+                        "(the build passes it when only assembly inputs changed)")
     s = stage("docs", _docs, "generate the site's pages, build the site")
     s.add_argument("action", choices=["generate", "build", "diagrams", "inputs"])
     _paths(s, root="repository root (tests use a copy)")

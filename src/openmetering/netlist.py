@@ -184,13 +184,17 @@ def screenshot_sheets(top: Path) -> list[tuple[str, int]]:
 
 def export_screenshots(schematic: Path, staged: Path) -> None:
     """PNG pictures (the staged PDF rasterised by poppler at SCREENSHOT_DPI) of the sheets the
-    hardware page shows."""
+    hardware page shows, side by side."""
     pdf = staged / f"{schematic.stem}-schematic.pdf"
-    for stem, page in screenshot_sheets(schematic):
+
+    def shot(stem: str, page: int) -> None:
         name = schematic.stem + stem.removeprefix(schematic.stem).replace("_", "-", 1)
         kicad.run(["pdftoppm", "-png", "-r", str(SCREENSHOT_DPI), "-f", str(page), "-l",
                    str(page), "-singlefile", str(pdf), str(staged / name)],
                   what=f"pdftoppm (sheet {stem})")
+
+    kicad.concurrently(*(lambda s=stem, p=page: shot(s, p)
+                         for stem, page in screenshot_sheets(schematic)))
 
 
 def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> dict:
@@ -219,7 +223,8 @@ def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> di
         kerc, *_ = kicad.concurrently(
             lambda: run_kicad_erc(schematic),
             lambda: export_kicad_netlist(schematic, raw),
-            *([lambda: export_schematic_pdf(schematic, staged),
+            *([lambda: (export_schematic_pdf(schematic, staged),
+                        export_screenshots(schematic, staged)),
                lambda: export_schematic_svg(schematic, staged)] if docs else []))
         if kerc["violations"]:
             raise CheckFailed("KiCad schematic ERC failed:\n  " + "\n  ".join(kerc["violations"]))
@@ -235,7 +240,6 @@ def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> di
         write_text_if_changed(paths.reports / "schematic.json",
                               json.dumps(rules.summary(drawn), indent=2) + "\n")
         if docs:
-            export_screenshots(schematic, staged)
             sync_dir(staged, paths.schematic_pictures)  # unchanged files left alone, stale ones gone
 
     report = {

@@ -57,6 +57,9 @@ class Stage:
     # inputs that are not whole files: name -> digest of the part of a file the stage reads
     digests: Callable[[ProjectPaths], dict[str, str]] | None = field(default=None,
                                                                      compare=False)
+    # (inputs, args): when only these inputs changed since the stamp, the stage is told so
+    # with args and the stamp's path, and may keep the outputs the stamp proves current
+    narrow: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
     def stamp_path(self, paths: ProjectPaths) -> Path:
         return (paths.stamps if self.committed else paths.build / "stamps") / f"{self.name}.json"
@@ -82,6 +85,11 @@ SCHEMATIC = "hardware/kicad/open-meter*.kicad_sch"
 NETLIST = "hardware/kicad/open-meter.net"
 BOARD = ("hardware/kicad/open-meter.kicad_pcb", "hardware/kicad/open-meter.kicad_pro",
          "hardware/kicad/open-meter.kicad_dru")
+# the fab stage's inputs that only its assembly files (BOM, placement, the panel board with
+# its fields) read, not its Gerbers and drill files: when only they and the board's hidden
+# fields changed (its visible content is a digest of its own), the stage keeps the committed
+# plots (openmetering.fab)
+ASSEMBLY_ONLY = ("hardware/parts.toml", "hardware/board/jlcpcb-rotations.csv", "hardware/bom")
 
 STAGES: tuple[Stage, ...] = (
     Stage("netlist", (*OMD, "netlist"),
@@ -108,9 +116,9 @@ STAGES: tuple[Stage, ...] = (
           inputs=BOARD[1:2], digests=_board_pictures, outputs=("docs/generated/board",),
           code=("openmetering.board.render",), tools=(*KICAD, "kicad-packages3d")),
     Stage("fab", (*OMD, "fab"), after=("board", "bom"),
-          inputs=(*BOARD, "hardware/parts.toml", "hardware/board/jlcpcb-rotations.csv",
-                  "hardware/board/panel.json", "hardware/bom"),
-          outputs=("hardware/fab",), code=("openmetering.fab",), tools=KICAD),
+          inputs=(*BOARD, "hardware/board/panel.json", *ASSEMBLY_ONLY), digests=_board_pictures,
+          outputs=("hardware/fab",), code=("openmetering.fab",), tools=KICAD,
+          narrow=((BOARD[0], *ASSEMBLY_ONLY), ("--keep-plots",))),
     Stage("esphome", ("-m", "firmware.tools.gen_esphome"),
           inputs=("firmware/*.py", "firmware/tools/gen_esphome.py"),
           outputs=("firmware/esphome/open-meter.yaml",), tools=("python",)),
@@ -194,6 +202,17 @@ def status(stage: Stage, paths: ProjectPaths) -> tuple[dict[str, str], list[str]
                                     inputs)
 
 
+def narrowed(stage: Stage, paths: ProjectPaths, inputs: dict[str, str]) -> list[str]:
+    """The stage's narrow args and its stamp's path when only its narrow inputs changed."""
+    old = stamps.Stamp.read(stage.stamp_path(paths))
+    if stage.narrow is None or old is None:
+        return []
+    patterns, args = stage.narrow
+    allowed = {paths.rel(f) for f in stamps.expand(paths.root, patterns)}
+    diff = {k for k in old.inputs.keys() | inputs.keys() if old.inputs.get(k) != inputs.get(k)}
+    return [*args, paths.rel(stage.stamp_path(paths))] if diff <= allowed else []
+
+
 def record(stage: Stage, paths: ProjectPaths, inputs: dict[str, str]) -> None:
     outputs = stamps.hash_files(paths.root, output_files(stage, paths))
     if not outputs:
@@ -230,6 +249,8 @@ def run(names: Iterable[str] = (), paths: ProjectPaths | None = None, force: boo
         argv = [kicad.PYTHON, *stage.argv]
         if forced(stage):
             argv += stage.force_args
+        elif stage.narrow:
+            argv += narrowed(stage, paths, inputs)
         if from_scratch:
             argv += stage.scratch_args
         t0 = time.perf_counter()

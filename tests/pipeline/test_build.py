@@ -210,6 +210,36 @@ def test_runner_skips_current_stages_and_reruns_only_downstream(tmp_path):
     assert _runs(tmp_path) == ["count"]
 
 
+def test_a_stage_is_told_when_only_its_narrow_inputs_changed(tmp_path):
+    """The fab stage's mechanism: a change confined to the declared inputs passes the
+    narrow args and the stamp; any other change, a missing stamp or --force does not."""
+    paths, _ = _toy(tmp_path)
+    (tmp_path / "fields.txt").write_text("470")
+    body = "import sys; open('args.log', 'a').write(' '.join(sys.argv[1:]) + '\\n')\n" \
+           "open('out.txt', 'w').write(open('a.txt').read() + open('fields.txt').read())"
+    stage = pipeline.Stage("fab", ("-c", body), inputs=("a.txt", "fields.txt"),
+                           outputs=("out.txt",), narrow=(("fields.txt",), ("--keep",)))
+    quiet = {"log": lambda *_: None, "table": [stage]}
+
+    def args() -> list[str]:
+        log = tmp_path / "args.log"
+        out = log.read_text().splitlines()
+        log.unlink()
+        return out
+
+    pipeline.run((), paths, **quiet)
+    assert args() == [""]  # no stamp yet
+    (tmp_path / "fields.txt").write_text("1k")
+    pipeline.run((), paths, **quiet)
+    assert args() == ["--keep stamps/fab.json"]
+    (tmp_path / "a.txt").write_text("moved")
+    (tmp_path / "fields.txt").write_text("470")
+    pipeline.run((), paths, **quiet)
+    assert args() == [""]
+    pipeline.run((), paths, force=True, **quiet)
+    assert args() == [""]
+
+
 def test_a_failing_stage_stops_the_build_and_keeps_its_old_stamp(tmp_path):
     paths, table = _toy(tmp_path)
     pipeline.run((), paths, log=lambda *_: None, table=table)
@@ -257,3 +287,24 @@ def test_the_build_command_parses(capsys):
     with pytest.raises(SystemExit):
         cli.main(["build", "--help"])
     assert "--from-scratch" in capsys.readouterr().out
+
+
+def test_the_bench_edits_are_found_by_role_in_the_committed_circuit():
+    """Whatever revision is committed: the value edit swaps the catalogue key of a resistor
+    that shares a signal net with an LED; the re-net moves one header pad between two
+    signal nets; each applies once and reverts to the same text."""
+    from openmetering import buildbench, kicadnet
+    from openmetering import parts as catalogue
+
+    found = buildbench.edits(P)
+    net = kicadnet.read_netlist(P.netlist)
+    cat = catalogue.load(P.parts, check_footprints=False)
+    value, renet = found["value"], found["renet"]
+    pads = net.pad_nets()
+    shared = {pads[k] for k in pads if k[0] == value.ref} & {
+        pads[k] for k in pads if cat.parts[net.parts[k[0]].fields["PartID"]].symbol == "LED"}
+    assert any(n.startswith("/") for n in shared), value
+    assert len(renet.reaches) == 2 and all(n.startswith("/") for n in renet.reaches), renet
+    for edit in (value, renet):
+        text = (P.root / edit.file).read_text()
+        assert text.count(edit.old) == 1 and edit.old != edit.new, edit

@@ -95,29 +95,33 @@ def edited(tmp_path_factory):
 def test_a_value_change_keeps_every_route_and_reverts_to_the_committed_bytes(edited):
     before = committed_files(edited)
     route = edited.route_report.read_bytes()
-    buildbench.EDITS["value"].apply(edited.root)
+    edit = buildbench.edits(edited)["value"]
+    value = kicadnet.read_netlist(edited.netlist).parts[edit.ref].value
+    edit.apply(edited.root)
     lines = build(edited)
     assert any("board: kept" in line for line in lines), "\n".join(lines)
     assert edited.route_report.read_bytes() == route
     assert checks.parity(edited.pcb, edited.netlist) == []
-    assert kicadnet.read_netlist(edited.netlist).parts["R41"].value == "1k"
-    buildbench.EDITS["value"].apply(edited.root, forward=False)
+    assert kicadnet.read_netlist(edited.netlist).parts[edit.ref].value != value
+    edit.apply(edited.root, forward=False)
     build(edited)
     assert differing(before, committed_files(edited)) == []
 
 
 @pytest.mark.slow
 def test_a_one_pad_renet_reroutes_only_the_nets_it_reaches(edited):
-    buildbench.EDITS["renet"].apply(edited.root)
+    edit = buildbench.edits(edited)["renet"]
+    assert len(edit.reaches) == 2
+    edit.apply(edited.root)
     build(edited)
     record = json.loads(edited.board_record.read_text())
     assert record["routes"] == "updated", "the update fell back to a route from scratch"
     # the top sheet names the nets between blocks (/I2C_SCL): the board carries those names
-    assert record["rerouted_nets"] == ["/I2C_SCL", "/I2C_SDA"]
+    assert record["rerouted_nets"] == list(edit.reaches)
     assert buildbench.check_board(edited) == {"drc_errors": 0, "unconnected": 0,
                                               "schematic_parity": 0, "parity": 0}
     board = edited.pcb.read_bytes()
     lines = build(edited, "--force", "board")  # an updated board rebuilt from its own routes
     assert not any("routing from scratch" in line for line in lines)
     assert edited.pcb.read_bytes() == board, "the update is not deterministic"
-    buildbench.EDITS["renet"].apply(edited.root, forward=False)
+    edit.apply(edited.root, forward=False)

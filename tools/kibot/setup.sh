@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # KiBot for `make bench-build` only, never for `make` or `make test`: its own venv
 # (.venv-kibot, with system site-packages for pcbnew), pinned in tools/kibot/requirements.txt,
-# and rsvg-convert, which KiBot's SVG plots need (with -A it would otherwise fail rather than
-# fetch a binary). Idempotent: a second run only checks.
+# rsvg-convert, which KiBot's SVG plots need (with -A it would otherwise fail rather than
+# fetch a binary), and Xvfb and xdotool: KiAuto opens pcbnew on that display and drives it
+# for KiBot's 3D renders.
+# Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 say() { printf '\033[1m[kibot setup]\033[0m %s\n' "$*"; }
 die() { printf '[kibot setup] ERROR: %s\n' "$*" >&2; exit 1; }
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-if ! dpkg -s librsvg2-bin >/dev/null 2>&1; then
-  say "installing librsvg2-bin"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends librsvg2-bin >/dev/null
-fi
+for pkg in librsvg2-bin xvfb xdotool; do
+  if ! dpkg -s $pkg >/dev/null 2>&1; then
+    say "installing $pkg"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $pkg \
+      >/dev/null
+  fi
+done
 REQ=tools/kibot/requirements.txt
 V=.venv-kibot
 if [ ! -x $V/bin/kibot ] || [ ! -f $V/.stamp ] || [ $REQ -nt $V/.stamp ] || \

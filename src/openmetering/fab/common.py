@@ -71,8 +71,10 @@ class Plots:
     footprints: dict  # facts.footprints of the board
 
 
-def plot_all(pcb: Path, scratch: Path, pool: ThreadPoolExecutor) -> dict[str, Future]:
-    """Start every plot of the board; `Plots(**{k: f.result()})` once they are done."""
+def plot_all(pcb: Path, scratch: Path, pool: ThreadPoolExecutor,
+             kept: dict[str, list[Path]] | None = None) -> dict[str, Future]:
+    """Start every plot of the board; `Plots(**{k: f.result()})` once they are done. A plot
+    named in `kept` is not made again: its files stand in for it."""
     from ..board import facts
 
     calls = {
@@ -82,7 +84,9 @@ def plot_all(pcb: Path, scratch: Path, pool: ThreadPoolExecutor) -> dict[str, Fu
         "positions": lambda: positions(pcb),
         "footprints": lambda: facts.footprints(pcb),
     }
-    return {name: pool.submit(fn) for name, fn in calls.items()}
+    kept = kept or {}
+    return {name: pool.submit(lambda v=kept[name]: v) if name in kept else pool.submit(fn)
+            for name, fn in calls.items()}
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:

@@ -222,7 +222,10 @@ def with_notes(sheet: Sheet, text: str, where: str, width: int = NOTE_WIDTH) -> 
     """A copy of the sheet with the block's notes (its docstring) below or beside it."""
     import textwrap
 
-    out = copy.deepcopy(sheet)
+    # only the texts change: the drawing's items are shared (the candidates are measured
+    # on deep copies, and only the chosen one is moved onto its paper)
+    out = copy.copy(sheet)
+    out.texts = list(sheet.texts)
     if not text or where == "none":
         return out
     lines = []
