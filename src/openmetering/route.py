@@ -92,6 +92,7 @@ class Problem:
     edge_clearance: float = 0.3
     via_diameter: float = 0.6
     via_drill: float = 0.3
+    hole_to_hole: float = 0.5  # drill edge to drill edge: a new via keeps this from the net's own
     via_cost: float = 1.5  # mm of track a via is worth
     obstacles: list[tuple[tuple[int, ...], np.ndarray]] = field(default_factory=list)
     # ^ copper-free areas as (layers, polygon), e.g. holes with their clearance
@@ -524,6 +525,7 @@ class Router:
             beside = (pd >= need) & (pd < need + 2 * self.h)
             np.copyto(copper, _BESIDE, where=beside & free)
         vcells = (fd[0] >= vneed) & (fd[1] >= vneed) & via_edge_ok
+        self._space_from_own_vias(net, win, vcells)
         vias = codes[1]
         np.copyto(vias, _VIA, where=vcells)
         if soft is not None:
@@ -560,6 +562,25 @@ class Router:
                 continue
             out.append((z // 2, r + r0, c + c0))
         return self._smooth(out, free, win)
+
+    def _space_from_own_vias(self, net, win, vcells):
+        """The net's own vias are not foreign copper, so nothing else keeps a new via from
+        drilling beside (or onto) one: cells nearer than the fab's hole spacing become no via
+        site, except the via's own cell, where a path reuses it (_commit adds no second)."""
+        r0, r1, c0, c1 = win
+        spacing = self.p.via_drill + self.p.hole_to_hole
+        k = int(np.ceil(spacing / self.h))
+        for v in self.vias.get(net, []):
+            vc = (v.at[0] - self.p.origin[0]) / self.h
+            vr = (v.at[1] - self.p.origin[1]) / self.h
+            a0, a1 = max(r0, int(vr) - k), min(r1, int(vr) + k + 2)
+            b0, b1 = max(c0, int(vc) - k), min(c1, int(vc) + k + 2)
+            if a0 >= a1 or b0 >= b1:
+                continue
+            rr, cc = np.mgrid[a0:a1, b0:b1]
+            d = np.hypot(rr - vr, cc - vc) * self.h
+            near = (d < spacing) & (d > self.h * 0.5)
+            vcells[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] &= ~near
 
     def _pad_cells(self, i, win, free):
         """(n, 3) search cells (plane, row, col in the window) inside pad i that are free."""
@@ -635,7 +656,8 @@ class Router:
         for (la, ra, ca), (lb, rb, cb) in zip(path, path[1:], strict=False):
             a, b = self._xy(ra, ca), self._xy(rb, cb)
             if la != lb:
-                if not self._in_tht(net, ra, ca):
+                if not self._in_tht(net, ra, ca) and not any(
+                        np.hypot(a[0] - w.at[0], a[1] - w.at[1]) < 1e-6 for w in vs):
                     v = Via(net, a, self.p.via_diameter, self.p.via_drill)
                     vs.append(v)
                     pt = self._capsule_patch(net, (F, B), a, a, v.diameter / 2, "via")

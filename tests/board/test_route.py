@@ -262,3 +262,18 @@ def test_bench_times_every_run_and_checks_they_agree():
     assert [r["unrouted"] for r in out["runs"]] == [0, 0]
     assert all(r["wall_s"] >= 0 and r["tracks"] > 0 for r in out["runs"])
     assert out["deterministic"] and out["runs"][0]["digest"] == out["runs"][1]["digest"]
+
+
+def test_fanout_vias_keep_the_fab_hole_spacing_from_each_other():
+    # fine-pitch GND pads side by side: each one's nearest via site is beside its neighbour's
+    # via (own copper is no obstacle to the search), which a fab's hole-to-hole rule rejects
+    pads = [pad("U1", str(i), "GND", 4.0 + 0.5 * i, 4.0, w=0.25, h=1.2) for i in range(3)]
+    pads += [pad("U1", "9", "S", 3.5, 4.0, w=0.25, h=1.2), pad("U1", "10", "T", 5.5, 4.0, w=0.25, h=1.2)]
+    rules = {"GND": R.NetRule(width=0.3, min_width=0.2, fanout=True)}
+    prob = problem(pads, rules=rules, hole_to_hole=0.5)
+    res = R.Router(prob).route()
+    assert res.unrouted == [], res
+    vias = [v.at for v in res.vias if v.net == "GND"]
+    close = [(a, b) for i, a in enumerate(vias) for b in vias[i + 1:]
+             if np.hypot(a[0] - b[0], a[1] - b[1]) < prob.via_drill + prob.hole_to_hole - 1e-6]
+    assert vias and close == [], (vias, close)

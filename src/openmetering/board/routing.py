@@ -102,7 +102,7 @@ def problem(lay: Layout, h=0.05) -> router.Problem:
         pads=pads, rules=rules, clearance=rs["clearance"],
         edge_clearance=spec["rules"]["copper_edge_clearance"],
         via_diameter=rs["via_diameter"], via_drill=rs["via_drill"], via_cost=rs["via_cost"],
-        obstacles=obstacles,
+        hole_to_hole=spec["rules"]["hole_to_hole"], obstacles=obstacles,
     )
 
 
