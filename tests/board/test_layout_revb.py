@@ -126,7 +126,7 @@ def test_ground_under_the_quiet_areas_is_unbroken(board, area):
     assert vias >= 2, f"only {vias} GND stitching vias in {area['name']}"
 
 
-LABELS = ["CT1 SOLAR", "CT2 GRID", "9VAC", "ZMPT101B 5V", "ACS712 5V", "5V IN", "USB 5V", "I2C",
+LABELS = ["CT1 SOLAR", "CT2 GRID", "9VAC", "ZMPT101B", "ACS712", "5V IN", "USB 5V", "I2C",
           "UART"]
 
 

@@ -75,6 +75,7 @@ def problem(lay: Layout, h=0.05) -> router.Problem:
                 poly = np.array([lay.local(o.CPoint(i)) for i in range(o.PointCount())])
                 pads.append(router.Pad(ref, pad.GetNumber(), pad.GetNetname(), tuple(layers), poly,
                                        lay.local(pad.GetPosition())))
+    pads += [p for e in rs.get("escape", []) for p in _escape_pads(lay, e, rs)]
     # ground references: on the listed layers only the area's net (GND) may run, so no
     # signal track splits the ground under the camera bus or the metering chip's inputs
     for q in spec.get("quiet", []):
@@ -106,8 +107,59 @@ def problem(lay: Layout, h=0.05) -> router.Problem:
     )
 
 
+def _capsule(a, b, r, n=16):
+    """Polygon of the points within r of segment a-b."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ang = np.arctan2(*(b - a)[::-1]) if (b - a).any() else 0.0
+    arc = np.linspace(-np.pi / 2, np.pi / 2, n)
+    r = r / np.cos(np.pi / (2 * (n - 1)))  # the polygon holds the round ends, not the reverse
+    end_b = b + r * np.c_[np.cos(ang + arc), np.sin(ang + arc)]
+    end_a = a + r * np.c_[np.cos(ang + np.pi + arc), np.sin(ang + np.pi + arc)]
+    return np.r_[end_b, end_a]
+
+
+def _escape(lay: Layout, e: dict):
+    ref, _, number = e["pad"].partition(".")
+    return ref, number, lay.pad_net(ref, number), lay.pad_xy(ref, number), tuple(e["via"])
+
+
+def _escape_pads(lay: Layout, e: dict, rs: dict) -> list:
+    """An escape as copper of the pad's own terminal: the stub on the pad's layer, then the
+    via on both (the router merges overlapping pieces of one pad number into one terminal,
+    so it routes on from the via's B.Cu side as from a through-hole pad)."""
+    ref, number, net, at, via = _escape(lay, e)
+    stub = router.Pad(ref, number, net, (router.F,), _capsule(at, via, e["width"] / 2), at)
+    hole = router.Pad(ref, number, net, (router.F, router.B),
+                      _capsule(via, via, rs["via_diameter"] / 2), via)
+    return [stub, hole]
+
+
+def add_escapes(lay: Layout, res: router.Result) -> None:
+    """The spec's escapes of the nets the router just routed, as a track and a via; the via
+    only where the route goes on from its B.Cu side (else it would dangle)."""
+    rs = lay.spec["routing"]
+    pcbnew = lay.pcbnew
+    nets = {t.net for t in res.tracks} | {v.net for v in res.vias}
+    for e in rs.get("escape", []):
+        _, _, net, at, via = _escape(lay, e)
+        if net not in nets:
+            continue
+        tr = pcbnew.PCB_TRACK(lay.board)
+        tr.SetStart(lay.P(*at))
+        tr.SetEnd(lay.P(*via))
+        tr.SetWidth(mm(e["width"]))
+        tr.SetLayer(pcbnew.F_Cu)
+        tr.SetNet(lay.nets[net])
+        lay.board.Add(tr)
+        if any(t.net == net and t.layer == router.B and
+               min(np.hypot(*np.subtract(via, t.a)), np.hypot(*np.subtract(via, t.b))) < 1e-6
+               for t in res.tracks):
+            add_via(lay, net, via, rs["via_diameter"], rs["via_drill"])
+
+
 def add_routes(lay: Layout, res: router.Result) -> None:
     pcbnew = lay.pcbnew
+    add_escapes(lay, res)
     for t in res.tracks:
         tr = pcbnew.PCB_TRACK(lay.board)
         tr.SetStart(lay.P(*t.a))
