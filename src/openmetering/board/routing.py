@@ -151,8 +151,10 @@ def add_escapes(lay: Layout, res: router.Result) -> None:
         tr.SetLayer(pcbnew.F_Cu)
         tr.SetNet(lay.nets[net])
         lay.board.Add(tr)
+        # the route leaves from any cell of the via's B.Cu disc, not only its centre
+        r = rs["via_diameter"] / 2
         if any(t.net == net and t.layer == router.B and
-               min(np.hypot(*np.subtract(via, t.a)), np.hypot(*np.subtract(via, t.b))) < 1e-6
+               min(np.hypot(*np.subtract(via, t.a)), np.hypot(*np.subtract(via, t.b))) <= r
                for t in res.tracks):
             add_via(lay, net, via, rs["via_diameter"], rs["via_drill"])
 
