@@ -136,7 +136,8 @@ def _escape_pads(lay: Layout, e: dict, rs: dict) -> list:
 
 def add_escapes(lay: Layout, res: router.Result) -> None:
     """The spec's escapes of the nets the router just routed, as a track and a via; the via
-    only where the route goes on from its B.Cu side (else it would dangle)."""
+    only where the route goes on from its B.Cu side (else it would dangle), or always for the
+    poured net (the pours on both layers hold it)."""
     rs = lay.spec["routing"]
     pcbnew = lay.pcbnew
     nets = {t.net for t in res.tracks} | {v.net for v in res.vias}
@@ -153,7 +154,7 @@ def add_escapes(lay: Layout, res: router.Result) -> None:
         lay.board.Add(tr)
         # the route leaves from any cell of the via's B.Cu disc, not only its centre
         r = rs["via_diameter"] / 2
-        if any(t.net == net and t.layer == router.B and
+        if net == lay.spec["zones"]["net"] or any(t.net == net and t.layer == router.B and
                min(np.hypot(*np.subtract(via, t.a)), np.hypot(*np.subtract(via, t.b))) <= r
                for t in res.tracks):
             add_via(lay, net, via, rs["via_diameter"], rs["via_drill"])
