@@ -141,6 +141,7 @@ def add_escapes(lay: Layout, res: router.Result) -> None:
     rs = lay.spec["routing"]
     pcbnew = lay.pcbnew
     nets = {t.net for t in res.tracks} | {v.net for v in res.vias}
+    nets -= {u.partition(":")[0] for u in res.unrouted}  # a stub would only dangle
     for e in rs.get("escape", []):
         _, _, net, at, via = _escape(lay, e)
         if net not in nets:
