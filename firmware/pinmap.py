@@ -14,7 +14,9 @@ PINS = {
     "MTR_MOSI": (38, "spi"),  # ESP32 -> chip SDI
     "MTR_MISO": (39, "spi"),  # chip SDO -> ESP32
     "MTR_IRQ": (40, "irq"),   # chip IRQ0 (WarnOut and IRQ1 merged onto it by the firmware)
-    # OV2640 DVP, the ESP32-S3-EYE / Freenove map: keeps GPIO1/2 free for the metering chip
+    # OV2640 DVP, the ESP32-S3-EYE / Freenove map (keeps GPIO1/2 free for the metering chip)
+    # but for XCLK and D7, swapped: the FPC's pads then meet the module's in the same order,
+    # so the camera bus fans out on the top layer without a crossing
     "CAM_SIOD": (4, "cam"),
     "CAM_SIOC": (5, "cam"),
     "CAM_VSYNC": (6, "cam"),
@@ -25,8 +27,8 @@ PINS = {
     "CAM_D0": (11, "cam"),
     "CAM_D4": (12, "cam"),
     "CAM_PCLK": (13, "cam"),
-    "CAM_XCLK": (15, "cam"),
-    "CAM_D7": (16, "cam"),
+    "CAM_D7": (15, "cam"),
+    "CAM_XCLK": (16, "cam"),
     "CAM_D6": (17, "cam"),
     "CAM_D5": (18, "cam"),
     "CAM_PWDN": (21, "cam"),    # high = camera powered down; pulled down so it runs by default

@@ -140,3 +140,39 @@ def test_connectors_and_test_points_are_labelled(board):
     tps = [f.GetReference() for f in board.GetFootprints() if f.GetReference().startswith("TP")]
     labelled = {pl["ref"] for pl in SPEC.get("pin_labels", [])}
     assert tps and set(tps) <= labelled, sorted(set(tps) - labelled)
+
+
+@pytest.mark.parametrize("esc", SPEC["routing"].get("escape", []), ids=lambda e: e["pad"])
+def test_routing_escapes_are_on_the_board(board, esc):
+    """Each escape of the spec is on the board as its stub from the pad through its points,
+    and ends in a via exactly where one belongs: at a `via` end of the poured net (which
+    always keeps it), never at a `to` end."""
+    import pcbnew
+
+    ref, _, number = esc["pad"].partition(".")
+    pad = next(p for p in _pads(board, ref) if p.GetNumber() == number)
+    end = tuple(esc.get("via") or esc["to"])
+    points = [_local(board, pad.GetPosition()), *map(tuple, esc.get("through", [])), end]
+    segments = {(tuple(round(v, 3) for v in _local(board, t.GetStart())),
+                 tuple(round(v, 3) for v in _local(board, t.GetEnd())))
+                for t in board.GetTracks() if t.Type() == pcbnew.PCB_TRACE_T
+                and t.GetNetname() == pad.GetNetname() and t.GetLayer() == pcbnew.F_Cu}
+    for a, b in zip(points, points[1:]):
+        a, b = tuple(round(v, 3) for v in a), tuple(round(v, 3) for v in b)
+        assert (a, b) in segments or (b, a) in segments, f"{esc['pad']}: no stub {a} -> {b}"
+    vias = [t for t in board.GetTracks() if t.Type() == pcbnew.PCB_VIA_T
+            and math.dist(_local(board, t.GetPosition()), end) < 1e-3]
+    if "to" in esc:
+        assert vias == [], f"{esc['pad']}: a via at its top-layer lead-out end {end}"
+    elif pad.GetNetname() == SPEC["zones"]["net"]:
+        assert len(vias) == 1, f"{esc['pad']}: its escape via at {end} is missing"
+
+
+def test_an_escape_names_one_kind_of_end():
+    from openmetering.board import routing
+    from openmetering.errors import DesignError
+
+    with pytest.raises(DesignError, match="J5.13.*exactly one of via"):
+        routing._escape(None, {"pad": "J5.13", "via": [1, 2], "to": [1, 2], "width": 0.2})
+    with pytest.raises(DesignError, match="exactly one of via"):
+        routing._escape(None, {"pad": "J5.13", "width": 0.2})

@@ -67,16 +67,16 @@ def test_planted_netlist_mistake_names_the_pin(tmp_path, pm):
 
 def test_planted_mistake_in_real_netlist_copy(tmp_path):
     text = NETLIST.read_text()
-    # move CAM_XCLK's module pad (IO15 = pad 8) to IO35 (pad 28, octal PSRAM)
+    # move CAM_XCLK's module pad (IO16 = pad 9) to IO35 (pad 28, octal PSRAM)
     m = re.search(r'\(net\s*\(code\s*"?\d+"?\)\s*\(name\s*"/?CAM_XCLK"\)(.*?)\)\s*\(net', text, re.S)
     assert m, "CAM_XCLK net not found in the netlist"
     seg = m.group(0)
-    bad = re.sub(r'(\(ref\s*"U1"\)\s*\(pin\s*)"8"', r'\1"28"', seg)
+    bad = re.sub(r'(\(ref\s*"U1"\)\s*\(pin\s*)"9"', r'\1"28"', seg)
     assert bad != seg
     p = tmp_path / "open-meter.net"
     p.write_text(text.replace(seg, bad))
     errs = [str(e) for e in pincheck.check(PINMAP, p)]
-    assert any("CAM_XCLK" in e and "GPIO15" in e for e in errs), errs
+    assert any("CAM_XCLK" in e and "GPIO16" in e for e in errs), errs
 
 
 @pytest.mark.parametrize("edit,needle", [

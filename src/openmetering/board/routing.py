@@ -5,10 +5,12 @@ obstacles, a rule per net), and the router's tracks and vias back onto the board
 from __future__ import annotations
 
 import fnmatch
+import math
 
 import numpy as np
 
 from .. import route as router
+from ..errors import DesignError
 from ..kicadnet import ref_key
 from .layout import Layout, mm
 
@@ -119,19 +121,28 @@ def _capsule(a, b, r, n=16):
 
 
 def _escape(lay: Layout, e: dict):
+    """(ref, pad number, net, the stub's points from the pad's centre to its end)."""
     ref, _, number = e["pad"].partition(".")
-    return ref, number, lay.pad_net(ref, number), lay.pad_xy(ref, number), tuple(e["via"])
+    if ("via" in e) == ("to" in e):
+        raise DesignError(f"routing escape {e['pad']}: give exactly one of via (the stub ends in "
+                          "a via) and to (it ends on the pad's layer)")
+    points = [lay.pad_xy(ref, number), *map(tuple, e.get("through", [])),
+              tuple(e.get("via") or e["to"])]
+    return ref, number, lay.pad_net(ref, number), points
 
 
 def _escape_pads(lay: Layout, e: dict, rs: dict) -> list:
     """An escape as copper of the pad's own terminal: the stub on the pad's layer, then the
     via on both (the router merges overlapping pieces of one pad number into one terminal,
     so it routes on from the via's B.Cu side as from a through-hole pad)."""
-    ref, number, net, at, via = _escape(lay, e)
-    stub = router.Pad(ref, number, net, (router.F,), _capsule(at, via, e["width"] / 2), at)
-    hole = router.Pad(ref, number, net, (router.F, router.B),
-                      _capsule(via, via, rs["via_diameter"] / 2), via)
-    return [stub, hole]
+    ref, number, net, points = _escape(lay, e)
+    stub = [router.Pad(ref, number, net, (router.F,), _capsule(a, b, e["width"] / 2), a)
+            for a, b in zip(points, points[1:])]
+    if "to" in e:  # a lead-out: it claims the pad's lane before the neighbours route
+        return stub
+    via = points[-1]
+    return stub + [router.Pad(ref, number, net, (router.F, router.B),
+                              _capsule(via, via, rs["via_diameter"] / 2), via)]
 
 
 def add_escapes(lay: Layout, res: router.Result) -> None:
@@ -143,20 +154,36 @@ def add_escapes(lay: Layout, res: router.Result) -> None:
     nets = {t.net for t in res.tracks} | {v.net for v in res.vias}
     nets -= {u.partition(":")[0] for u in res.unrouted}  # a stub would only dangle
     for e in rs.get("escape", []):
-        _, _, net, at, via = _escape(lay, e)
+        _, _, net, points = _escape(lay, e)
         if net not in nets:
             continue
-        tr = pcbnew.PCB_TRACK(lay.board)
-        tr.SetStart(lay.P(*at))
-        tr.SetEnd(lay.P(*via))
-        tr.SetWidth(mm(e["width"]))
-        tr.SetLayer(pcbnew.F_Cu)
-        tr.SetNet(lay.nets[net])
-        lay.board.Add(tr)
-        # the route leaves from any cell of the via's B.Cu disc, not only its centre
-        r = rs["via_diameter"] / 2
+        for a, b in zip(points, points[1:]):
+            tr = pcbnew.PCB_TRACK(lay.board)
+            tr.SetStart(lay.P(*a))
+            tr.SetEnd(lay.P(*b))
+            tr.SetWidth(mm(e["width"]))
+            tr.SetLayer(pcbnew.F_Cu)
+            tr.SetNet(lay.nets[net])
+            lay.board.Add(tr)
+        via = points[-1]
+        # the disc's polygon holds its circle (see _capsule): a route may end up to 1 % past r
+        r = rs["via_diameter"] / 2 * 1.01
+        # the route leaves from any cell of the end's disc, not only its centre: a top-layer
+        # exit off the centre gets a track to it (else only the via's copper would join them)
+        for t in res.tracks:
+            for p in (t.a, t.b):
+                if t.net == net and t.layer == router.F and 1e-6 < math.dist(p, via) <= r:
+                    tr = pcbnew.PCB_TRACK(lay.board)
+                    tr.SetStart(lay.P(*via))
+                    tr.SetEnd(lay.P(*p))
+                    tr.SetWidth(mm(min(e["width"], t.width)))
+                    tr.SetLayer(pcbnew.F_Cu)
+                    tr.SetNet(lay.nets[net])
+                    lay.board.Add(tr)
+        if "to" in e:
+            continue
         if net == lay.spec["zones"]["net"] or any(t.net == net and t.layer == router.B and
-               min(np.hypot(*np.subtract(via, t.a)), np.hypot(*np.subtract(via, t.b))) <= r
+               min(math.dist(via, t.a), math.dist(via, t.b)) <= r
                for t in res.tracks):
             add_via(lay, net, via, rs["via_diameter"], rs["via_drill"])
 
