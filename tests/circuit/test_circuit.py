@@ -33,11 +33,12 @@ def test_regenerated_outputs_equal_committed(regenerated):
 
 # --- KiCad can use what we write ------------------------------------------------------------
 def test_netlist_builds_a_board_in_pcbnew(tmp_path):
-    """Every footprint of the netlist loads from KiCad 9's libraries and every pad the netlist
-    names exists on it: the proof that the netlist is usable for layout."""
+    """Every footprint of the netlist loads from the project's library or KiCad 9's, and every
+    pad the netlist names exists on it: the proof that the netlist is usable for layout."""
     script = tmp_path / "load.py"
     script.write_text(f"""
 import pcbnew
+from openmetering.kicad import footprint_lib_dir
 from openmetering.kicadnet import read_netlist
 net = read_netlist({str(NETLIST)!r})
 board = pcbnew.BOARD()
@@ -46,7 +47,7 @@ for ref, p in net.parts.items():
     if ref.startswith("#"):
         continue
     lib, name = p.footprint.split(":")
-    fp = pcbnew.FootprintLoad("/usr/share/kicad/footprints/" + lib + ".pretty", name)
+    fp = pcbnew.FootprintLoad(str(footprint_lib_dir(lib)), name)
     assert fp is not None, p.footprint
     fp.SetReference(ref)
     board.Add(fp)

@@ -151,6 +151,15 @@ def fuzz_harness(tmp_path_factory):
     h.close()
 
 
+@pytest.fixture(scope="module")
+def prop(tmp_path_factory):
+    # the property tests' one app and database; durability is tested elsewhere (kill -9), and
+    # here an fsync per example would only add minutes
+    h = Harness(make_cfg(tmp_path_factory.mktemp("prop"), sqlite_synchronous="OFF"))
+    yield h
+    h.close()
+
+
 @pytest.fixture
 def h(harness_factory):
     return harness_factory()

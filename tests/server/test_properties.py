@@ -163,15 +163,7 @@ def with_literal(doc: dict, field: str, literal: str) -> bytes:
     return text.replace(json.dumps(marker), literal).encode()
 
 
-# -- harness ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def prop(tmp_path_factory):
-    from conftest import Harness, make_cfg
-
-    # durability is tested elsewhere (kill -9); here an fsync per example would only add minutes
-    h = Harness(make_cfg(tmp_path_factory.mktemp("prop"), sqlite_synchronous="OFF"))
-    yield h
-    h.close()
+# -- harness: `prop` (tests/server/conftest.py) -------------------------------------------
 
 
 def fresh_meter(h) -> tuple[str, str]:
