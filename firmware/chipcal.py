@@ -19,7 +19,7 @@ LOG_DECADE = F.LOG_SCALE * math.log(10) / math.log(2)  # Log units per decade of
 
 # Typical SCT-013-000 on the board's 6.6 ohm burden: the lead grows by ~0.19 deg per decade
 # of lower current and the ratio by -0.35 x that lead in radians (OEM CT report, scaled from
-# its 22 ohm measurements; design note metering-frontend.md).
+# its 22 ohm measurements; the front end: docs/hardware/metering-chip.md).
 # range_a: 100 % of the channel's metering range. The SCT-013-000's ratio stays flat up to its
 # 100 A rating and then drops as the core saturates (OEM ratio test: -0.1 % from 90 to 100 A,
 # -1.1 % from 100 to 120 A, -3.3 % to 140 A), which the segment compensation cannot follow (its
@@ -32,12 +32,12 @@ CT_PROFILES = {
 }
 
 
-# The board's front end (hardware/design-notes/metering-frontend.md): volts at the chip's pins
+# The board's front end (docs/hardware/metering-chip.md): volts at the chip's pins
 # per volt of mains and per amp in the CT's primary. Used for the design gains of an
 # uncalibrated meter and by the simulator, which draws its tolerances around them.
 FRONTEND = {
     "zmpt101b_v_per_v": 0.55 / 230.0,  # module trimmer set to 0.55 V rms at 230 V
-    "zmpt101b_divider": 10.0 / 22.0,  # 12 k over 10 k after the 10 uF coupling capacitor
+    "zmpt101b_divider": 10.0 / 22.0,  # 12 k over 10 k after the 2.2 uF coupling capacitor
     "adapter_v_per_v": 11.36 / 240.0,  # 9 V adapter, open circuit (OEM report)
     "adapter_divider": 3.3 / 103.3,  # 100 k over 3.3 k
     "ct_turns": 2000.0,  # SCT-013-000, 100 A : 50 mA

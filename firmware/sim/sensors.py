@@ -217,19 +217,59 @@ def rc_highpass(f: float, tau: float) -> complex:
     return s / (1.0 + s)
 
 
-# Board values (hardware/design-notes/metering-frontend.md): 2 x 3.3 ohm burden with the
-# centre tap on AGND, 1 k + 18 nF anti-alias per leg; ZMPT path 10 uF coupling into a
-# 12 k / 10 k divider; adapter path 100 k / 3.3 k divider with a 10 k + 18 nF lag network.
+def _par(a: complex, b: complex) -> complex:
+    return a * b / (a + b)
+
+
+def _zc(f: float, c: float) -> complex:
+    return 1.0 / (1j * TAU * f * c)
+
+
+def zmpt_path(f: float, couple_c: float = None, divider: float = None,
+              aa_c: float = None) -> complex:
+    """Module output to the chip's V pins: the coupling capacitor into the divider, whose
+    midpoint drives the anti-alias filter (its load, and the divider's source resistance)."""
+    couple_c = ZMPT_COUPLE_C if couple_c is None else couple_c
+    divider = ZMPT_DIVIDER if divider is None else divider
+    aa_c = AA_C if aa_c is None else aa_c
+    r_bot = ZMPT_R_TOP * divider / (1.0 - divider)
+    z_aa = AA_R + _zc(f, aa_c)
+    z_mid = _par(r_bot, z_aa)
+    return z_mid / (_zc(f, couple_c) + ZMPT_R_TOP + z_mid) * _zc(f, aa_c) / z_aa
+
+
+def adapter_path(f: float, divider: float = None, aa_c: float = None) -> complex:
+    """Adapter output to the chip's V pins: the divider, the lag network, the anti-alias."""
+    divider = ADAPTER_DIVIDER if divider is None else divider
+    aa_c = AA_C if aa_c is None else aa_c
+    r_bot = ADAPTER_R_TOP * divider / (1.0 - divider)
+    z_aa = AA_R + _zc(f, aa_c)
+    z_lag = _par(_zc(f, ADAPTER_LAG_C), z_aa)
+    z_mid = _par(r_bot, ADAPTER_LAG_R + z_lag)
+    return (z_mid / (ADAPTER_R_TOP + z_mid) * z_lag / (ADAPTER_LAG_R + z_lag)
+            * _zc(f, aa_c) / z_aa)
+
+
+# Board values, part by part as built (hardware/skidl/metering.py; the front end is explained
+# in docs/hardware/metering-chip.md; tests/firmware/test_sim_frontend.py holds every one to the
+# netlist and the voltage paths' phase to the design assertions' nodal analysis): 2 x 3.3 ohm
+# burden with the centre tap on AGND, 1 k + 18 nF anti-alias per leg. ZMPT101B path: C55
+# 2.2 uF coupling into the R60 12 k / R61 10 k divider. Adapter path: R62 100 k / R63 3.3 k
+# divider, then the R64 3.3 k + C56 18 nF lag. Both then into the R65 1 k + C57 18 nF
+# anti-alias, which loads the divider: its source resistance adds to the filter's lag.
 BURDEN_OHM = FRONTEND["burden_ohm"]
-AA_TAU = 1e3 * 18e-9
-ZMPT_COUPLE_TAU = 22e3 * 10e-6
+AA_R, AA_C = 1e3, 18e-9            # R65/C57 (voltage), R/C of each current leg
+AA_TAU = AA_R * AA_C
+ZMPT_COUPLE_C = 2.2e-6             # C55
+ZMPT_R_TOP = 12e3                  # R60 (R61 follows from the divider ratio)
 ZMPT_DIVIDER = FRONTEND["zmpt101b_divider"]
+ADAPTER_R_TOP = 100e3              # R62 (R63 follows from the divider ratio)
 ADAPTER_DIVIDER = FRONTEND["adapter_divider"]
-ADAPTER_LAG_TAU = 10e3 * 18e-9
+ADAPTER_LAG_R, ADAPTER_LAG_C = 3.3e3, 18e-9  # R64, C56
 BURDEN_TOL = 0.01  # 1 %, 25 ppm
 AA_TAU_TOL = 0.06  # 1 % resistors, 5 % NP0 capacitors [AN Table-1]
 DIVIDER_TOL = 0.01
-COUPLE_TOL = 0.2  # X7R 10 uF under DC bias
+COUPLE_TOL = 0.2  # X7R 2.2 uF under DC bias
 CROSSTALK_DB = -90.0  # voltage trace into each current input (estimate, no layout yet)
 CROSSTALK_DEG = 80.0
 
@@ -245,9 +285,9 @@ class Board:
     adapter: ACAdapter = field(default_factory=ACAdapter)
     burden: list = field(default_factory=lambda: [BURDEN_OHM, BURDEN_OHM, BURDEN_OHM])
     aa_tau_i: list = field(default_factory=lambda: [AA_TAU, AA_TAU, AA_TAU])
-    aa_tau_v: float = AA_TAU
+    aa_c_v: float = AA_C  # the voltage anti-alias capacitor (its tolerance carries the tau's)
     divider: float = ZMPT_DIVIDER
-    couple_tau: float = ZMPT_COUPLE_TAU
+    couple_c: float = ZMPT_COUPLE_C
     crosstalk: float = 10 ** (CROSSTALK_DB / 20)  # voltage trace into each current input
     crosstalk_deg: float = CROSSTALK_DEG
     mains: Mains = field(default_factory=Mains)
@@ -262,10 +302,10 @@ class Board:
         b.adapter = ACAdapter.draw(r)
         b.burden = [BURDEN_OHM * (1 + r.uniform(-BURDEN_TOL, BURDEN_TOL)) for _ in range(3)]
         b.aa_tau_i = [AA_TAU * (1 + r.uniform(-AA_TAU_TOL, AA_TAU_TOL)) for _ in range(3)]
-        b.aa_tau_v = AA_TAU * (1 + r.uniform(-AA_TAU_TOL, AA_TAU_TOL))
+        b.aa_c_v = AA_C * (1 + r.uniform(-AA_TAU_TOL, AA_TAU_TOL))
         b.divider = (ZMPT_DIVIDER if voltage_sensor == "zmpt101b" else ADAPTER_DIVIDER) * (
             1 + r.uniform(-DIVIDER_TOL, DIVIDER_TOL))
-        b.couple_tau = ZMPT_COUPLE_TAU * (1 + r.uniform(-COUPLE_TOL, COUPLE_TOL))
+        b.couple_c = ZMPT_COUPLE_C * (1 + r.uniform(-COUPLE_TOL, COUPLE_TOL))
         return b
 
     # -- pin signals -------------------------------------------------------------------------
@@ -276,7 +316,7 @@ class Board:
         # the chip asks for them a dozen times per 0.1 s block; they change only with these
         key = (m.vrms, m.f, tuple(sorted(m.harmonics.items())), self.voltage_sensor, z.v_per_v,
                z.lead_deg50, ad.v_per_v, ad.lead_at_185, ad.lead_at_253, self.divider,
-               self.couple_tau, self.aa_tau_v)
+               self.couple_c, self.aa_c_v)
         cached = self.__dict__.get("_vt")
         if cached and cached[0] == key:
             return cached[1]
@@ -285,12 +325,11 @@ class Board:
             f = h * m.f
             if self.voltage_sensor == "zmpt101b":
                 g = self.zmpt.v_per_v * np.exp(1j * math.radians(self.zmpt.lead_deg50 * 50.0 / f))
-                g *= rc_highpass(f, self.couple_tau) * self.divider
+                g *= zmpt_path(f, self.couple_c, self.divider, self.aa_c_v)
             else:
                 lead = self.adapter.lead_deg(m.vrms, m.f) * m.f / f
-                g = self.adapter.v_per_v * np.exp(1j * math.radians(lead)) * self.divider
-                g *= rc_lowpass(f, ADAPTER_LAG_TAU)
-            g *= rc_lowpass(f, self.aa_tau_v)
+                g = self.adapter.v_per_v * np.exp(1j * math.radians(lead))
+                g *= adapter_path(f, self.divider, self.aa_c_v)
             out.append((f, a * abs(g), p + float(np.angle(g))))
         self._vt = (key, out)
         return out
