@@ -231,6 +231,29 @@ def test_lowest_path_is_skimage_mcp_geometric_tie_for_tie(seed):
     assert kernel_path(cost, starts, ends) == skimage_path(cost, starts, ends)
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_the_reachability_shortcut_answers_as_the_flood_would(seed):
+    # walls near the percolation threshold: about half the searches have no way through, and
+    # the search answers those from the labelled open cells instead of flooding; it must say
+    # "no path" exactly when skimage's full flood does, and otherwise still give its path
+    rng = np.random.default_rng(1000 + seed)
+    rows, cols = int(rng.integers(5, 60)), int(rng.integers(5, 60))
+    cost = np.where(rng.random((3, rows, cols)) < 0.42 + 0.1 * (seed % 3), np.inf, 1.0)
+    cost[1] = np.where(np.isfinite(cost[1]), 30.0, np.inf)
+    cells = np.argwhere(np.ones(cost.shape, dtype=bool))
+    starts = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 8)))]
+    ends = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 6)))]
+    expected = skimage_path(cost, starts, ends)
+    is_end = np.zeros(cost.shape, dtype=bool)
+    is_end[tuple(ends.T)] = True
+    codes = np.where(np.isfinite(cost), 0, PS.BLOCKED).astype(np.uint8)
+    codes[1][np.isfinite(cost[1])] = 1
+    table = np.full(256, np.inf)
+    table[:2] = (1.0, 30.0)
+    assert PS._reachable(codes, table, np.asarray(starts, dtype=np.intp), is_end) == bool(expected)
+    assert kernel_path(cost, starts, ends) == expected
+
+
 def test_lowest_path_agrees_when_the_queue_outgrows_its_first_tree():
     # thousands of equal starts: the kernel's queue grows several levels deep while searching
     rng = np.random.default_rng(7)
