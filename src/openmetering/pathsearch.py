@@ -6,8 +6,11 @@ route.py imports this module when it searches its first path, so that importing 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
+from scipy import ndimage
 
 # The path search is skimage.graph.MCP_Geometric's Dijkstra (find_costs with ends and
 # find_all_ends=False, then traceback), reimplemented so that it returns the *same* path, tie for
@@ -30,9 +33,12 @@ MOVES = np.array([(0, dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or
 # ^ 8 directions on a plane, then through the via plane (z 0 = F.Cu, 1 = vias, 2 = B.Cu)
 MOVE_LENGTHS = np.sqrt(np.sum(MOVES.astype(np.float64) ** 2, axis=1))  # as skimage computes them
 
+# which cells a move links: ndimage.label with this element finds what a search can reach
+_LINKS = np.zeros((3, 3, 3), dtype=bool)
+_LINKS[tuple((MOVES + 1).T)] = True
+
 _SH = 3  # log2 of the tree's fan-out
 _FAN = 1 << _SH
-_FIRST_LEVELS = 3  # the queue's first tree: 512 leaves
 _BLOCKED, _DONE = 255, 254  # cell codes beside the indices into the cost table
 BLOCKED = _BLOCKED
 
@@ -79,134 +85,41 @@ def _reset(tree, off, levels, pos, value):
         tree[j] = m
 
 
-@njit(nogil=True, cache=True)
-def _deeper(tree, refs, levels, count):
-    # the queue is full: a tree one level deeper, the same leaves in the same places (the
-    # visiting order does not depend on the depth, so the search goes on where it was)
-    levels += 1
-    off = _tree_offsets(levels)
-    grown = np.full(off[levels + 1], np.inf)
-    grown[:count] = tree[:count]
-    n = count
-    for lv in range(1, levels + 1):
-        n = (n + _FAN - 1) >> _SH
-        for j in range(n):
-            base = off[lv - 1] + (j << _SH)
-            m = grown[base]
-            for k in range(1, _FAN):
-                x = grown[base + k]
-                if x < m:
-                    m = x
-            grown[off[lv] + j] = m
-    more = np.full(1 << (_SH * levels), -1, np.intp)
-    more[:count] = refs[:count]
-    return grown, more, off, levels
-
-
-@njit(nogil=True, cache=True)
-def _padded(codes, is_end, moves):
+@njit(nogil=True, cache=True, error_model="numpy")
+def _lowest_path(codes, table, starts, is_end, moves, lengths, levels):
+    Z, R, C = codes.shape
     # cells in one padded flat array, the layers of a grid cell side by side (a step between
     # layers stays in the cache line), a border of blocked cells instead of bounds tests
-    Z, R, C = codes.shape
     Zp = Z + 1  # slot Z is blocked: a step below layer 0 lands in the previous cell's slot Z
     Rp, Cp = R + 2, C + 2
     N = Rp * Cp * Zp
     cell = np.full(N, _BLOCKED, np.uint8)
     endf = np.zeros(N, np.bool_)
-    for z in range(Z):  # in the order codes lie in memory
-        for r in range(R):
-            base = ((r + 1) * Cp + 1) * Zp + z
-            for c in range(C):
-                cell[base + c * Zp] = codes[z, r, c]
-                endf[base + c * Zp] = is_end[z, r, c]
+    for r in range(R):
+        for c in range(C):
+            base = ((r + 1) * Cp + c + 1) * Zp
+            for z in range(Z):
+                cell[base + z] = codes[z, r, c]
+                endf[base + z] = is_end[z, r, c]
     K = moves.shape[0]
     step = np.empty(K, np.intp)
     for k in range(K):
         step[k] = (moves[k, 1] * Cp + moves[k, 2]) * Zp + moves[k, 0]
-    return cell, endf, step, Cp, Zp
-
-
-@njit(nogil=True, cache=True)
-def _start_refs(starts, Cp, Zp):
-    out = np.empty(starts.shape[0], np.intp)
-    for s in range(starts.shape[0]):
-        out[s] = ((starts[s, 1] + 1) * Cp + starts[s, 2] + 1) * Zp + starts[s, 0]
-    return out
-
-
-@njit(nogil=True, cache=True)
-def _flood_reaches(cell, endf, table, start_refs, step):
-    # whether the search below would reach an end, without its costs: breadth first from
-    # the starts and from the ends at once, a cell at a time on each side, until the two
-    # meet or one side has nothing left to enter. A search that finds nothing floods all it
-    # can reach, the whole board when the end is boxed in; here the boxed-in side runs out
-    # after its own few cells. As in the search, a start is popped (and may be an end) but
-    # only expands from a finite cell, and only open finite cells are entered.
-    N = cell.shape[0]
-    side = np.zeros(N, np.uint8)  # 1: reached from a start, 2: from an end
-    queue = np.empty(N, np.int32)  # the starts' side from the front, the ends' from the back
-    a_head = a_tail = 0
-    b_head = b_tail = N - 1
-    for s in range(start_refs.shape[0]):
-        ref = start_refs[s]
-        if endf[ref]:
-            return True
-        if side[ref] == 0 and table[cell[ref]] < np.inf:
-            side[ref] = 1
-            queue[a_tail] = ref
-            a_tail += 1
-    for i in range(N):
-        if endf[i] and side[i] == 0 and cell[i] < _DONE and table[cell[i]] < np.inf:
-            side[i] = 2
-            queue[b_tail] = i
-            b_tail -= 1
-    while a_head < a_tail and b_head > b_tail:
-        for me in (1, 2):
-            if me == 1:
-                index = queue[a_head]
-                a_head += 1
-            else:
-                index = queue[b_head]
-                b_head -= 1
-            for k in range(step.shape[0]):
-                ni = index + step[k]
-                got = side[ni]
-                if got == me:
-                    continue
-                if got:
-                    return True
-                q = cell[ni]
-                if q >= _DONE or not table[q] < np.inf:
-                    continue
-                side[ni] = me
-                if me == 1:
-                    queue[a_tail] = ni
-                    a_tail += 1
-                else:
-                    queue[b_tail] = ni
-                    b_tail -= 1
-    return False
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def _lowest_path(cell, endf, step, Cp, Zp, table, start_refs, lengths, levels):
-    N = cell.shape[0]
-    K = step.shape[0]
     back = np.full(N, -1, np.int8)  # move that reached a cell (-1: a start)
     slot = np.full(N, -1, np.int32)  # a queued cell's leaf in the tree
-    # the queue holds at most 8**levels cells and grows a level when the front outgrows it:
-    # a small tree while the front is small, and no whole-window tree to fill up front
+    # the queue holds at most 8**levels cells: the caller retries with a deeper tree when the
+    # front outgrows it (the visiting order does not depend on the depth)
     off = _tree_offsets(levels)
     tree = np.full(off[levels + 1], np.inf)
     refs = np.full(1 << (_SH * levels), -1, np.intp)
     count = 0
-    for s in range(start_refs.shape[0]):
-        ref = start_refs[s]
+    for s in range(starts.shape[0]):
+        ref = ((starts[s, 1] + 1) * Cp + starts[s, 2] + 1) * Zp + starts[s, 0]
         back[ref] = -1
         leaf = slot[ref]
         if leaf == -1:
             if count == refs.shape[0]:
-                tree, refs, off, levels = _deeper(tree, refs, levels, count)
+                return np.zeros((0, 3), np.intp), False
             leaf = count
             refs[leaf] = ref
             slot[ref] = leaf
@@ -253,14 +166,14 @@ def _lowest_path(cell, endf, step, Cp, Zp, table, start_refs, lengths, levels):
                     back[ni] = k
             else:
                 if count == refs.shape[0]:
-                    tree, refs, off, levels = _deeper(tree, refs, levels, count)
+                    return np.zeros((0, 3), np.intp), False
                 refs[count] = ni
                 slot[ni] = count
                 _lower(tree, off, levels, count, total)
                 count += 1
                 back[ni] = k
     if found < 0:
-        return np.zeros((0, 3), np.intp)
+        return np.zeros((0, 3), np.intp), True
     n = 1
     p = found
     while back[p] != -1:
@@ -274,17 +187,37 @@ def _lowest_path(cell, endf, step, Cp, Zp, table, start_refs, lengths, levels):
         out[m, 0], out[m, 1], out[m, 2] = z, r - 1, c - 1
         if m:
             p -= step[back[p]]
-    return out
+    return out, True
+
+
+def _reachable(codes, table, starts, is_end):
+    """Whether any end lies where the search could get from the starts. A search that finds
+    nothing floods everything it can reach first (on this board half the routing time went
+    on whole-board floods that failed); labelling the open cells costs a twentieth of that
+    and gives the same answer: a start or end in a blocked cell is never entered, a start is
+    popped (and may be an end) but only expands into open cells."""
+    if is_end[tuple(starts.T)].any():
+        return True
+    open_ = (codes < _DONE) & np.isfinite(table)[codes]
+    labels, _ = ndimage.label(open_, structure=_LINKS)
+    reach = np.unique(labels[tuple(starts.T)])
+    reach = reach[reach > 0]
+    return bool(len(reach)) and bool(np.isin(labels[is_end], reach).any())
 
 
 def search_cells(codes, table, starts, is_end):
     """lowest_path on costs given as codes: uint8 (Z, rows, cols) indices into `table`
     (float64[256]), BLOCKED for cells no path may enter."""
-    cell, endf, step, Cp, Zp = _padded(codes, is_end, MOVES)
-    start_refs = _start_refs(starts, Cp, Zp)
-    if not _flood_reaches(cell, endf, table, start_refs, step):
+    if not _reachable(codes, table, starts, is_end):
         return np.zeros((0, 3), np.intp)
-    return _lowest_path(cell, endf, step, Cp, Zp, table, start_refs, MOVE_LENGTHS, _FIRST_LEVELS)
+    # a tree of 8**levels leaves, at least one for every 4 cells: this board's widest fronts
+    # (up to a tenth of the window) fit without a retry, and a deeper tree costs little
+    levels = max(3, math.ceil(math.log(max(codes.size, 1) / 4, _FAN)))
+    while True:
+        path, fitted = _lowest_path(codes, table, starts, is_end, MOVES, MOVE_LENGTHS, levels)
+        if fitted:
+            return path
+        levels += 1
 
 
 def lowest_path(cost, starts, is_end):

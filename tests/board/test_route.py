@@ -234,7 +234,7 @@ def test_lowest_path_is_skimage_mcp_geometric_tie_for_tie(seed):
 @pytest.mark.parametrize("seed", range(30))
 def test_the_reachability_shortcut_answers_as_the_flood_would(seed):
     # walls near the percolation threshold: about half the searches have no way through, and
-    # the search answers those from a walk over the open cells instead of a costed flood; it must say
+    # the search answers those from the labelled open cells instead of flooding; it must say
     # "no path" exactly when skimage's full flood does, and otherwise still give its path
     rng = np.random.default_rng(1000 + seed)
     rows, cols = int(rng.integers(5, 60)), int(rng.integers(5, 60))
@@ -250,9 +250,7 @@ def test_the_reachability_shortcut_answers_as_the_flood_would(seed):
     codes[1][np.isfinite(cost[1])] = 1
     table = np.full(256, np.inf)
     table[:2] = (1.0, 30.0)
-    cell, endf, step, cp, zp = PS._padded(codes, is_end, PS.MOVES)
-    refs = PS._start_refs(np.asarray(starts, dtype=np.intp), cp, zp)
-    assert PS._flood_reaches(cell, endf, table, refs, step) == bool(expected)
+    assert PS._reachable(codes, table, np.asarray(starts, dtype=np.intp), is_end) == bool(expected)
     assert kernel_path(cost, starts, ends) == expected
 
 
