@@ -415,7 +415,7 @@ class Router:
             for width in self._widths(rule):
                 pts = [self.p.pads[i].center for i in g]
                 win = self._window(pts, 3.0)
-                path = self._search(net, width, g, [], None, rule, win, strict=True)
+                path, _ = self._search(net, width, g, [], None, rule, win, strict=True)
                 if path is not None:
                     self._commit(net, path, width, [])
                     self.stats["connections"] += 1
@@ -433,8 +433,8 @@ class Router:
             if not done:
                 missing.append(g[0])
                 pts = [self.p.pads[i].center for i in g]
-                path = self._search(net, rule.min_width, g, [], None, rule, self._window(pts, 3.0),
-                                    strict=False)
+                path, _ = self._search(net, rule.min_width, g, [], None, rule,
+                                       self._window(pts, 3.0), strict=False)
                 if path is not None:
                     blockers |= self._crossed(net, path, rule.min_width)
         for g in tracked:
@@ -467,10 +467,13 @@ class Router:
         pts += [self._xy(r, c) for _, r, c in tree_cells]
         # a small window first; when that fails, the whole board at once (a middle size
         # rarely helps and each failed search costs a full flood of the window)
+        # (the whole board is searched only when the small window could be too small: not
+        # when its failure is sealed inside it)
         for margin in (4.0, 1e9):
             win = self._window(pts, margin)
-            path = self._search(net, width, tree_pads, tree_cells, target, rule, win, strict)
-            if path is not None or win == (0, self.p.shape[0], 0, self.p.shape[1]):
+            path, sealed = self._search(net, width, tree_pads, tree_cells, target, rule, win,
+                                        strict)
+            if path is not None or sealed or win == (0, self.p.shape[0], 0, self.p.shape[1]):
                 return path
         return None
 
@@ -478,6 +481,11 @@ class Router:
         return (self.p.origin[0] + c * self.h, self.p.origin[1] + r * self.h)
 
     def _search(self, net, width, tree_pads, tree_cells, target, rule, win, strict):
+        """(path, sealed): the connection's path in window `win`, or None; sealed True when
+        there is none and a larger window would find none either. A cell's cost here depends
+        on the cell alone, not on the window (every patch holds its copper's distances over
+        its own extent), so what decides that is whether the terminals' pads lie inside the
+        window and whether the way out of it is shut (see pathsearch._sealed)."""
         r0, r1, c0, c1 = win
         need = self._need(width)
         vneed = self.p.via_diameter / 2 + self.p.clearance + 0.01
@@ -545,23 +553,34 @@ class Router:
             ends = [self._pad_cells(i, win, free) for i in (target if isinstance(target, list) else [target])]
         starts = np.concatenate(starts) if starts else np.zeros((0, 3), np.intp)
         ends = np.concatenate(ends) if ends else np.zeros((0, 3), np.intp)
+        # tree cells lie inside the window (it is drawn around them); pads may not
+        pads_inside = target is not None and all(
+            self._holds(win, self.pad_patches[i])
+            for i in list(tree_pads) + (target if isinstance(target, list) else [target]))
         if not len(starts) or not len(ends):
-            return None
+            return None, pads_inside
         starts = starts[codes[tuple(starts.T)] != ps.BLOCKED]
         if not len(starts):
-            return None
+            return None, pads_inside
         is_end = np.zeros(codes.shape, dtype=bool)
         is_end[tuple(ends.T)] = True
-        path = ps.search_cells(codes, self.step_costs, starts, is_end)
+        rows, cols = self.p.shape
+        open_sides = (r0 > 0, r1 < rows, c0 > 0, c1 < cols)
+        path, sealed = ps.search_window(codes, self.step_costs, starts, is_end, open_sides)
         if not len(path):
-            return None
+            return None, pads_inside and sealed
         # back to global (layer 0/1, row, col); drop the via-plane steps
         out = []
         for z, r, c in path.tolist():
             if z == 1:
                 continue
             out.append((z // 2, r + r0, c + c0))
-        return self._smooth(out, free, win)
+        return self._smooth(out, free, win), False
+
+    @staticmethod
+    def _holds(win, pt):
+        r0, r1, c0, c1 = win
+        return r0 <= pt.r0 and pt.r1 <= r1 and c0 <= pt.c0 and pt.c1 <= c1
 
     def _space_from_own_vias(self, net, win, vcells):
         """The net's own vias are not foreign copper, so nothing else keeps a new via from

@@ -234,7 +234,7 @@ def test_lowest_path_is_skimage_mcp_geometric_tie_for_tie(seed):
 @pytest.mark.parametrize("seed", range(30))
 def test_the_reachability_shortcut_answers_as_the_flood_would(seed):
     # walls near the percolation threshold: about half the searches have no way through, and
-    # the search answers those from the labelled open cells instead of flooding; it must say
+    # the search answers those from a walk from both sides instead of flooding; it must say
     # "no path" exactly when skimage's full flood does, and otherwise still give its path
     rng = np.random.default_rng(1000 + seed)
     rows, cols = int(rng.integers(5, 60)), int(rng.integers(5, 60))
@@ -250,8 +250,72 @@ def test_the_reachability_shortcut_answers_as_the_flood_would(seed):
     codes[1][np.isfinite(cost[1])] = 1
     table = np.full(256, np.inf)
     table[:2] = (1.0, 30.0)
-    assert PS._reachable(codes, table, np.asarray(starts, dtype=np.intp), is_end) == bool(expected)
+    how = PS._reachable(codes, table, np.asarray(starts, dtype=np.intp), is_end)
+    assert (how == PS._MEET) == bool(expected)
     assert kernel_path(cost, starts, ends) == expected
+
+
+def _labelled_sealed(cost, starts, ends, sides):
+    # the reference: scipy's labels of the open cells, linked as the moves link them
+    from scipy import ndimage
+
+    links = np.zeros((3, 3, 3), dtype=bool)
+    links[tuple((PS.MOVES + 1).T)] = True
+    labels = ndimage.label(np.isfinite(cost), structure=links)[0]
+    rims = [labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]]
+    rim = {int(v) for r, o in zip(rims, sides) if o for v in r.ravel() if v}
+    def shut(cells):
+        return not {int(labels[tuple(c)]) for c in cells if labels[tuple(c)]} & rim
+    return shut(starts) or shut(ends)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_window_search_is_sealed_only_when_no_larger_window_has_a_path(seed):
+    # a window cut from a walled grid: when its search says "sealed", the whole grid has no
+    # path either, and it says so exactly when the starts' cells or the ends' cells reach
+    # none of the window's sides that the grid goes on beyond
+    rng = np.random.default_rng(5000 + seed)
+    rows, cols = int(rng.integers(12, 60)), int(rng.integers(12, 60))
+    cost = np.where(rng.random((3, rows, cols)) < 0.40 + 0.1 * (seed % 3), np.inf, 1.0)
+    cost[1] = np.where(np.isfinite(cost[1]), 30.0, np.inf)
+    r0, c0 = int(rng.integers(0, rows // 3)), int(rng.integers(0, cols // 3))
+    r1, c1 = int(rng.integers(2 * rows // 3, rows + 1)), int(rng.integers(2 * cols // 3, cols + 1))
+    if seed % 2:
+        # a wall across the window only, with the starts on one side and the ends on the
+        # other: the way round it lies outside the window
+        cost = np.where(rng.random(cost.shape) < 0.2, np.inf, 1.0)
+        cost[1] = np.where(np.isfinite(cost[1]), 30.0, np.inf)
+        cw = (c0 + c1) // 2
+        cost[:, r0:r1, cw] = np.inf
+    sub = cost[:, r0:r1, c0:c1]
+    cells = np.argwhere(np.ones(sub.shape, dtype=bool))
+    if seed % 2:
+        left, right = cells[cells[:, 2] < cw - c0], cells[cells[:, 2] > cw - c0]
+        starts = left[rng.integers(0, len(left), size=int(rng.integers(1, 6)))]
+        ends = right[rng.integers(0, len(right), size=int(rng.integers(1, 5)))]
+    else:
+        starts = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 6)))]
+        ends = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 5)))]
+    codes = np.where(np.isfinite(sub), 0, PS.BLOCKED).astype(np.uint8)
+    codes[1][np.isfinite(sub[1])] = 1
+    table = np.full(256, np.inf)
+    table[:2] = (1.0, 30.0)
+    is_end = np.zeros(sub.shape, dtype=bool)
+    is_end[tuple(ends.T)] = True
+    sides = (r0 > 0, r1 < rows, c0 > 0, c1 < cols)
+    path, sealed = PS.search_window(codes, table, np.asarray(starts, dtype=np.intp), is_end, sides)
+    whole = skimage_path(cost, starts + (0, r0, c0), ends + (0, r0, c0))
+    assert [tuple(p) for p in path.tolist()] == skimage_path(sub, starts, ends)
+    if len(path):
+        assert not sealed
+    else:
+        usable = [s for s in starts if np.isfinite(sub[tuple(s)])]
+        reachable_ends = [e for e in ends if np.isfinite(sub[tuple(e)])]
+        expect = (not usable or not reachable_ends
+                  or _labelled_sealed(sub, usable, reachable_ends, sides))
+        assert sealed == expect
+        if sealed:
+            assert whole == []
 
 
 def test_lowest_path_agrees_when_the_queue_outgrows_its_first_tree():
