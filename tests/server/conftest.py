@@ -175,6 +175,8 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        # a second start would orphan the running server (stop() ends only the last one)
+        assert self.proc is None or self.proc.poll() is not None, "server already running"
         env = dict(os.environ) | to_env(self.cfg)
         env.pop("OMD_CONFIG", None)
         self.proc = subprocess.Popen(

@@ -34,9 +34,7 @@ def test_three_processes_one_postgres_nothing_lost_or_doubled(tmp_path, pg_serve
         keys[m] = f"{(i + 1) * 7919:064x}"
         st.set_key(m, keys[m])
     st.close()
-    nodes = [server_process(dataclasses.replace(cfg)) for _ in range(NODES)]
-    for n in nodes:
-        n.start()
+    nodes = [server_process(dataclasses.replace(cfg)) for _ in range(NODES)]  # started
     rng = random.Random(5)
     # a meter sends in seq order (the server refuses a lower seq than it stored: replay);
     # the meters run in parallel
