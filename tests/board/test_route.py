@@ -231,6 +231,25 @@ def test_lowest_path_is_skimage_mcp_geometric_tie_for_tie(seed):
     assert kernel_path(cost, starts, ends) == skimage_path(cost, starts, ends)
 
 
+def _walled(rng, shape, walls):
+    # a grid whose cells are walls (on any plane) with probability `walls`; the via plane
+    # costs 30 a step, as a via does beside tracks at 1
+    cost = np.where(rng.random(shape) < walls, np.inf, 1.0)
+    cost[1] = np.where(np.isfinite(cost[1]), 30.0, np.inf)
+    return cost
+
+
+def _as_codes(cost, ends):
+    # the search's own form of such a grid: codes into a cost table, and the end mask
+    codes = np.where(np.isfinite(cost), 0, PS.BLOCKED).astype(np.uint8)
+    codes[1][np.isfinite(cost[1])] = 1
+    table = np.full(256, np.inf)
+    table[:2] = (1.0, 30.0)
+    is_end = np.zeros(cost.shape, dtype=bool)
+    is_end[tuple(np.asarray(ends).T)] = True
+    return codes, table, is_end
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_the_reachability_shortcut_answers_as_the_flood_would(seed):
     # walls near the percolation threshold: about half the searches have no way through, and
@@ -238,18 +257,12 @@ def test_the_reachability_shortcut_answers_as_the_flood_would(seed):
     # "no path" exactly when skimage's full flood does, and otherwise still give its path
     rng = np.random.default_rng(1000 + seed)
     rows, cols = int(rng.integers(5, 60)), int(rng.integers(5, 60))
-    cost = np.where(rng.random((3, rows, cols)) < 0.42 + 0.1 * (seed % 3), np.inf, 1.0)
-    cost[1] = np.where(np.isfinite(cost[1]), 30.0, np.inf)
+    cost = _walled(rng, (3, rows, cols), 0.42 + 0.1 * (seed % 3))
     cells = np.argwhere(np.ones(cost.shape, dtype=bool))
     starts = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 8)))]
     ends = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 6)))]
     expected = skimage_path(cost, starts, ends)
-    is_end = np.zeros(cost.shape, dtype=bool)
-    is_end[tuple(ends.T)] = True
-    codes = np.where(np.isfinite(cost), 0, PS.BLOCKED).astype(np.uint8)
-    codes[1][np.isfinite(cost[1])] = 1
-    table = np.full(256, np.inf)
-    table[:2] = (1.0, 30.0)
+    codes, table, is_end = _as_codes(cost, ends)
     how = PS._reachable(codes, table, np.asarray(starts, dtype=np.intp), is_end)
     assert (how == PS._MEET) == bool(expected)
     assert kernel_path(cost, starts, ends) == expected
@@ -276,15 +289,13 @@ def test_a_window_search_is_sealed_only_when_no_larger_window_has_a_path(seed):
     # none of the window's sides that the grid goes on beyond
     rng = np.random.default_rng(5000 + seed)
     rows, cols = int(rng.integers(12, 60)), int(rng.integers(12, 60))
-    cost = np.where(rng.random((3, rows, cols)) < 0.40 + 0.1 * (seed % 3), np.inf, 1.0)
-    cost[1] = np.where(np.isfinite(cost[1]), 30.0, np.inf)
+    cost = _walled(rng, (3, rows, cols), 0.40 + 0.1 * (seed % 3))
     r0, c0 = int(rng.integers(0, rows // 3)), int(rng.integers(0, cols // 3))
     r1, c1 = int(rng.integers(2 * rows // 3, rows + 1)), int(rng.integers(2 * cols // 3, cols + 1))
     if seed % 2:
         # a wall across the window only, with the starts on one side and the ends on the
         # other: the way round it lies outside the window
-        cost = np.where(rng.random(cost.shape) < 0.2, np.inf, 1.0)
-        cost[1] = np.where(np.isfinite(cost[1]), 30.0, np.inf)
+        cost = _walled(rng, cost.shape, 0.2)
         cw = (c0 + c1) // 2
         cost[:, r0:r1, cw] = np.inf
     sub = cost[:, r0:r1, c0:c1]
@@ -296,12 +307,7 @@ def test_a_window_search_is_sealed_only_when_no_larger_window_has_a_path(seed):
     else:
         starts = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 6)))]
         ends = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 5)))]
-    codes = np.where(np.isfinite(sub), 0, PS.BLOCKED).astype(np.uint8)
-    codes[1][np.isfinite(sub[1])] = 1
-    table = np.full(256, np.inf)
-    table[:2] = (1.0, 30.0)
-    is_end = np.zeros(sub.shape, dtype=bool)
-    is_end[tuple(ends.T)] = True
+    codes, table, is_end = _as_codes(sub, ends)
     sides = (r0 > 0, r1 < rows, c0 > 0, c1 < cols)
     path, sealed = PS.search_window(codes, table, np.asarray(starts, dtype=np.intp), is_end, sides)
     whole = skimage_path(cost, starts + (0, r0, c0), ends + (0, r0, c0))
