@@ -22,7 +22,7 @@ def _netlist(a, paths: ProjectPaths):
     if a.kicad_dir or a.reports_dir:
         paths = dataclasses.replace(paths, kicad=a.kicad_dir or paths.kicad,
                                     reports=a.reports_dir or paths.reports)
-    return netlist.build(paths, docs=not a.no_docs)
+    return netlist.build(paths, docs=not a.no_docs, redraw=a.force)
 
 
 def _bom(a, paths):
@@ -136,7 +136,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = stage("netlist", _netlist, "circuit -> ERC -> schematic, KiCad netlist, ERC report")
     _paths(s, kicad_dir="write the schematic and netlist here", reports_dir="write erc.json here")
-    _flags(s, no_docs="skip the schematic PDF/SVG")
+    _flags(s, no_docs="skip the schematic PDF/SVG",
+           force="draw every sheet, also those whose inputs are as recorded beside them")
     _paths(stage("bom", _bom, "netlist + catalogue -> BOM (CSV, XLSX) and cost"),
            out="folder for the BOM files", netlist="", parts="default hardware/parts.toml")
     _paths(stage("assertions", _assertions, "design assertions and pin rules on the netlist"),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import circuit as design
-from . import kicad, sexpr
+from . import kicad, sexpr, stamps
 from .errors import CheckFailed
 from .paths import ProjectPaths, project
 from .repro import sync_dir, write_text_if_changed
@@ -95,12 +95,49 @@ def run_skidl_erc(circuit) -> ErcResult:
 
 
 # --- schematic -----------------------------------------------------------------------------
-def write_schematic(circuit, out_dir: Path, name: str) -> list[Path]:
-    """Draw the circuit (openmetering.schematic) into out_dir: one sheet per function block
-    and the top sheet; sheets of blocks that no longer exist are removed."""
+def kept_sheets(out_dir: Path, name: str) -> dict:
+    """The sheets in out_dir that are as the record beside them says they were drawn
+    (project.Drawn by sheet name): a sheet edited by hand, or a record that does not parse,
+    keeps nothing."""
+    import hashlib
+
+    from .schematic.project import Drawn, record_name
+
+    try:
+        record = json.loads((out_dir / record_name(name)).read_text(encoding="utf-8"))
+        entries = record["sheets"].items()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+    kept = {}
+    for fname, entry in entries:
+        try:
+            text = (out_dir / fname).read_text(encoding="utf-8")
+            if hashlib.sha256(text.encode()).hexdigest() == entry["sha256"]:
+                sheet = fname.removeprefix(f"{name}_").removesuffix(".kicad_sch")
+                kept[sheet] = Drawn(str(entry["key"]), int(entry["power_symbols"]), text)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return kept
+
+
+def drawing_code(paths: ProjectPaths) -> str:
+    """The digest of the schematic drawing's source (and of our modules it imports)."""
+    import hashlib
+
+    files = stamps.hash_files(paths.root, stamps.code_closure(paths.root, ["openmetering.schematic"]))
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def write_schematic(circuit, paths: ProjectPaths, redraw: bool = False, log=None) -> list[Path]:
+    """Draw the circuit (openmetering.schematic) into paths.kicad: one sheet per function
+    block and the top sheet, and the record of what each was drawn from; a sheet whose inputs
+    are those recorded is kept unless `redraw`. Sheets of blocks that no longer exist are
+    removed."""
     from .schematic import draw
 
-    files = draw(circuit, name)
+    out_dir, name = paths.kicad, paths.name
+    kept = {} if redraw else kept_sheets(out_dir, name)
+    files = draw(circuit, name, kept=kept, code=drawing_code(paths), log=log)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for fname, text in sorted(files.items()):
@@ -197,7 +234,8 @@ def export_screenshots(schematic: Path, staged: Path) -> None:
                          for stem, page in screenshot_sheets(schematic)))
 
 
-def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> dict:
+def build(paths: ProjectPaths | None = None, docs: bool = True, redraw: bool = False,
+          log=print) -> dict:
     paths = paths or project()
     circuit, _nets = design.build(paths)
     check_single_pin_nets(circuit)
@@ -207,7 +245,7 @@ def build(paths: ProjectPaths | None = None, docs: bool = True, log=print) -> di
     if erc.errors or erc.warnings:
         raise CheckFailed("SKiDL ERC failed:\n  " + "\n  ".join(erc.errors + erc.warnings))
 
-    write_schematic(circuit, paths.kicad, paths.name)
+    write_schematic(circuit, paths, redraw=redraw, log=log)
     # KiCad reads the project file (.kicad_pro, the board's net classes and rule severities)
     # beside a schematic: work on a copy of the sheets alone, so every output here is a
     # function of the circuit only.

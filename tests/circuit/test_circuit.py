@@ -23,6 +23,7 @@ def test_regenerated_outputs_equal_committed(regenerated):
     deterministic and up to date)."""
     pairs = [(regenerated / "kicad" / f.name, f) for f in sorted(KICAD_DIR.glob("open-meter*.kicad_sch"))]
     pairs += [(regenerated / "kicad" / "open-meter.net", NETLIST),
+              (regenerated / "kicad" / "open-meter.sheets.json", KICAD_DIR / "open-meter.sheets.json"),
               (regenerated / "reports" / "erc.json", REPORTS_DIR / "erc.json"),
               (regenerated / "reports" / "schematic.json", REPORTS_DIR / "schematic.json")]
     pairs += [(regenerated / "bom" / f.name, f) for f in sorted(BOM_DIR.iterdir())]

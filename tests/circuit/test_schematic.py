@@ -378,3 +378,73 @@ def test_revb_caps_shared_by_two_supply_pins_stay_close(revb_cases):
     report = _revb_report(revb_cases)
     far = [v for v in report["violations"] if " mm from " in v]
     assert far == [], "\n".join(far)
+
+
+# --- drawing only what changed ----------------------------------------------------------------
+def _two_blocks(r1: str = "1k", sig_on: str = "R2"):
+    """A supply block and an output block on two sheets (model.build: no SKiDL)."""
+    from openmetering.schematic import model
+
+    mk = model.make_part
+    parts = [mk("J1", "Connector_Generic", "Conn_01x02", "IN", sheet="supply"),
+             mk("R1", "Device", "R", r1, sheet="supply"),
+             mk("D1", "Device", "LED", "red", sheet="supply"),
+             mk("R2", "Device", "R", "10k", sheet="io"),
+             mk("R3", "Device", "R", "4k7", sheet="io"),
+             mk("J2", "Connector_Generic", "Conn_01x03", "OUT", sheet="io")]
+    other = "R3" if sig_on == "R2" else "R2"
+    return model.build("t", parts, {
+        "+5V": [("J1", "1"), ("R1", "1"), ("R2", "1"), ("R3", "1")],
+        "GND": [("J1", "2"), ("D1", "1"), ("J2", "3")],
+        "LED_A": [("R1", "2"), ("D1", "2")],
+        "SIG": [(sig_on, "2"), ("J2", "1")], "AUX": [(other, "2"), ("J2", "2")]},
+        ["supply", "io"])
+
+
+def _drawn(design, tmp: Path | None = None, kept=None) -> tuple[dict[str, str], list[str]]:
+    from openmetering.schematic.project import generate
+
+    log: list[str] = []
+    files = generate(design, "t", kept=kept, code="c1", log=log.append)
+    if tmp is not None:
+        for name, text in files.items():
+            (tmp / name).write_text(text)
+    return files, log
+
+
+def test_a_sheet_is_drawn_again_only_when_what_it_is_drawn_from_changes(tmp_path):
+    base, log = _drawn(_two_blocks(), tmp_path)
+    assert log == ["schematic: drew 2 of 2 sheets"]
+    kept = netlist.kept_sheets(tmp_path, "t")
+    assert sorted(kept) == ["io", "supply"]
+    again, log = _drawn(_two_blocks(), kept=kept)
+    assert again == base and log == ["schematic: drew 0 of 2 sheets; the others' inputs are unchanged"]
+    # a value on the supply sheet: that sheet alone, and what a full drawing gives
+    changed, log = _drawn(_two_blocks(r1="2k2"), kept=kept)
+    assert log == ["schematic: drew 1 of 2 sheets (supply); the others' inputs are unchanged"]
+    assert changed == _drawn(_two_blocks(r1="2k2"))[0]
+    assert changed["t_io.kicad_sch"] == base["t_io.kicad_sch"]
+    assert changed["t_supply.kicad_sch"] != base["t_supply.kicad_sch"]
+    # a pin moved to another net: every sheet sees the connectivity, so every sheet is drawn
+    renet, log = _drawn(_two_blocks(sig_on="R3"), kept=kept)
+    assert log == ["schematic: drew 2 of 2 sheets"]
+    assert renet == _drawn(_two_blocks(sig_on="R3"))[0] and renet != base
+    # other drawing code: nothing is kept
+    from openmetering.schematic.project import generate
+
+    log = []
+    generate(_two_blocks(), "t", kept=kept, code="c2", log=log.append)
+    assert log == ["schematic: drew 2 of 2 sheets"]
+
+
+def test_a_sheet_edited_by_hand_or_a_broken_record_keeps_nothing(tmp_path):
+    _drawn(_two_blocks(), tmp_path)
+    io = tmp_path / "t_io.kicad_sch"
+    io.write_text(io.read_text().replace("10k", "22k"))
+    assert sorted(netlist.kept_sheets(tmp_path, "t")) == ["supply"]
+    record = tmp_path / "t.sheets.json"
+    for broken in ("{", "[]", '{"sheets": {"t_supply.kicad_sch": {"key": "k"}}}'):
+        record.write_text(broken)
+        assert netlist.kept_sheets(tmp_path, "t") == {}, broken
+    record.unlink()
+    assert netlist.kept_sheets(tmp_path, "t") == {}

@@ -7,7 +7,8 @@ repository that run their own code (`pipeline.copy_tree`), never in the tree.
   to it: PROVEN_ELSEWHERE). The board is routed from scratch when its record says its
   routes were made so (the rule of hardware/board/README.md); an updated board is rebuilt
   from its own routes, which must give it back unchanged.
-- a value change keeps every route, and changing it back gives the tree's outputs again;
+- a value change keeps every route and redraws one schematic sheet, which equals a full
+  drawing, and changing it back gives the tree's outputs again;
 - a one-pad re-net re-routes only the two nets it reaches, passes DRC and parity, and a
   second (forced) build of the board gives the same bytes.
 """
@@ -15,6 +16,7 @@ repository that run their own code (`pipeline.copy_tree`), never in the tree.
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -100,6 +102,21 @@ def test_a_value_change_keeps_every_route_and_reverts_to_the_committed_bytes(edi
     edit.apply(edited.root)
     lines = build(edited)
     assert any("board: kept" in line for line in lines), "\n".join(lines)
+    # the schematic draws the edited block's sheet alone, and gives what a full drawing gives
+    drew = [line for line in lines if "schematic: drew" in line]
+    assert drew and "drew 1 of " in drew[0], "\n".join(lines)
+    full = edited.root / "full"
+    lines = []
+    rc = pipeline.in_copy(["-m", "openmetering", "netlist", "--kicad-dir", str(full / "kicad"),
+                           "--reports-dir", str(full / "reports"), "--no-docs"], edited,
+                          "full drawing", log=lines.append)
+    assert rc == 0, "\n".join(lines[-40:])
+    drawn = sorted(p.name for p in (full / "kicad").iterdir())
+    assert drawn == sorted([p.name for p in edited.kicad.glob(f"{edited.name}*.kicad_sch")] +
+                           [f"{edited.name}.net", f"{edited.name}.sheets.json"])
+    assert [n for n in drawn if (full / "kicad" / n).read_bytes() !=
+            (edited.kicad / n).read_bytes()] == []
+    shutil.rmtree(full)
     assert edited.route_report.read_bytes() == route
     assert checks.parity(edited.pcb, edited.netlist) == []
     assert kicadnet.read_netlist(edited.netlist).parts[edit.ref].value != value

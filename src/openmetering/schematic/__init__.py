@@ -14,9 +14,12 @@ from . import model
 from .project import generate
 
 
-def draw(circuit, project: str, titles: dict[str, str] | None = None) -> dict[str, str]:
-    """The .kicad_sch files of a SKiDL circuit: {file name: text}."""
-    return generate(model.from_skidl(circuit, project), project, titles)
+def draw(circuit, project: str, titles: dict[str, str] | None = None, kept=None, code: str = "",
+         log=None) -> dict[str, str]:
+    """The .kicad_sch files of a SKiDL circuit, and the record of what each sheet was drawn
+    from: {file name: text}. Sheets in `kept` (project.Drawn) whose inputs are unchanged keep
+    their text."""
+    return generate(model.from_skidl(circuit, project), project, titles, kept, code, log)
 
 
 __all__ = ["draw", "generate", "model"]

@@ -10,7 +10,7 @@ from ..errors import DesignError
 from . import layout as L
 from .drawing import Sheet
 from .geometry import GRID, Rect, r4, snap
-from .model import Design, Net, Part
+from .model import Design, Net, Part, Pin
 from .writer import PAPER
 
 STEP = L.STEP
@@ -304,17 +304,115 @@ def sheet_file(project: str, sheet: str) -> str:
     return f"{project}_{sheet}.kicad_sch"
 
 
-def generate(design: Design, project: str, titles: dict[str, str] | None = None) -> dict[str, str]:
-    """Every sheet of the design: {file name: .kicad_sch text}."""
+# --- drawing only what changed ---------------------------------------------------------------
+# A sheet is drawn from its view of the design (sheet_view), and its file is a function of that
+# view, the plan, its title, the number its power symbols start at and the drawing code: the
+# key of all of them. A sheet whose key is the one recorded beside its file keeps the file, so a
+# value changed on one block redraws that block alone. A forced build draws every sheet, so
+# the check mode still proves the kept files equal a full drawing.
+RECORD_VERSION = 1
+
+
+def sheet_view(design: Design, name: str, own: set[str]) -> Design:
+    """The design as the drawing of sheet `name` sees it: every part, pin and net, but the
+    parts drawn on other sheets without their value, footprint and fields (the connectivity
+    and the symbols of the whole circuit, the words of this block alone). `own` names the
+    parts drawn here (its power flags included)."""
+    nets = {n.name: Net(n.name, rail=n.rail) for n in design.nets}
+    parts = []
+    for p in design.parts:
+        mine = p.ref in own
+        q = Part(p.ref, p.libsym, p.value if mine else "", p.footprint if mine else "",
+                 dict(p.fields) if mine else {}, p.sheet)
+        for pin in p.pins:
+            net = nets[pin.net.name] if pin.net is not None else None
+            q.pins.append(Pin(q, pin.lib, net))
+        parts.append(q)
+    by_pin = {(q.ref, i): pin for q in parts for i, pin in enumerate(q.pins)}
+    index = {id(pin): (p.ref, i) for p in design.parts for i, pin in enumerate(p.pins)}
+    for n in design.nets:
+        nets[n.name].pins = [by_pin[index[id(pin)]] for pin in n.pins]
+    return Design(design.name, list(design.sheets), parts, [nets[n.name] for n in design.nets],
+                  {name: design.notes[name]} if name in design.notes else {})
+
+
+def _symbol_digest(sym) -> str:
+    import dataclasses
+    import hashlib
+    import json
+
+    text = json.dumps(dataclasses.asdict(sym), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sheet_key(view: Design, name: str, plan_: Plan, head: dict,
+              symbols: dict[int, str] | None = None) -> str:
+    """The digest of everything the file of sheet `name` is made from (see above); `head`
+    holds the rest: project, title, first power number, code digest. `symbols` keeps the
+    library symbols' digests (by id) from one sheet to the next."""
+    import dataclasses
+    import hashlib
+    import json
+
+    symbols = {} if symbols is None else symbols
+    for p in view.parts:
+        if id(p.libsym) not in symbols:
+            symbols[id(p.libsym)] = _symbol_digest(p.libsym)
+    parts = [[p.ref, symbols[id(p.libsym)], p.value,
+              p.footprint, sorted(p.fields.items()), p.sheet,
+              [[pin.lib.number, pin.lib.unit, pin.net.name if pin.net else None]
+               for pin in p.pins]] for p in view.parts]
+    nets = [[n.name, n.rail, [[pin.part.ref, pin.lib.number] for pin in n.pins]]
+            for n in view.nets]
+    plan_facts = {k: sorted(v.items()) if isinstance(v, dict) else v
+                  for k, v in dataclasses.asdict(plan_).items()}
+    facts = {"version": RECORD_VERSION, "sheet": name, "design": view.name,
+             "sheets": view.sheets, "notes": view.notes, "parts": parts, "nets": nets,
+             "plan": plan_facts, **head}
+    text = json.dumps(facts, sort_keys=True, default=lambda o: sorted(o) if isinstance(o, set)
+                      else repr(o))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What the record beside the sheets says of one sheet file."""
+
+    key: str  # sheet_key of what it was drawn from
+    power_symbols: int  # how many #PWR numbers it takes
+    text: str  # the file as it is now (held to the recorded digest by the caller)
+
+
+def record_name(project: str) -> str:
+    return f"{project}.sheets.json"
+
+
+def _number_power(sheet: Sheet, first: int) -> int:
+    """Number the sheet's power symbols from first + 1 on; returns how many it has."""
+    n = first
+    for sym in sheet.symbols:
+        if sym.ref == "#PWR?":
+            n += 1
+            sym.ref = f"#PWR{n:03d}"
+            sym.ref_field.text = sym.ref
+    return n - first
+
+
+def generate(design: Design, project: str, titles: dict[str, str] | None = None,
+             kept: dict[str, Drawn] | None = None, code: str = "",
+             log=None) -> dict[str, str]:
+    """Every sheet of the design: {file name: .kicad_sch text}, and the record of what each
+    sheet was drawn from ({project}.sheets.json). A sheet in `kept` whose key is unchanged
+    keeps its text instead of being drawn again; `code` is the digest of the drawing code."""
+    import hashlib
+    import json
+
     from . import top as T
     from .writer import render, uid
 
     titles = titles or {}
+    kept = kept or {}
     pl = plan(design)
-    sheets: dict[str, Sheet] = {}
-    for name in design.sheets:
-        parts = design.sheet_parts(name) + [f for f in design.flags() if pl.flag_sheet[f.ref] == name]
-        sheets[name] = draw_sheet(design, name, parts, pl, pl.rail_ports.get(name, []))
     files = {name: sheet_file(project, name) for name in design.sheets}
     top, rails = T.layout_top(pl, design, files)
     failed = T.route_top(top, rails)
@@ -332,22 +430,41 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None)
     L.finish(top)
     place_on_paper(top)
     # power symbols numbered across the project, sheet by sheet
-    n = 0
-    for sh in [top] + [sheets[s] for s in design.sheets]:
-        for sym in sh.symbols:
-            if sym.ref == "#PWR?":
-                n += 1
-                sym.ref = f"#PWR{n:03d}"
-                sym.ref_field.text = sym.ref
+    n = _number_power(top, 0)
     root_uuid = str(uid("root", project))
     page_of = {name: (str(uid("sheet", name)), str(i + 2)) for i, name in enumerate(design.sheets)}
     out = {}
     top.title = titles.get("", design.name)
     out[f"{project}.kicad_sch"] = render(top, project=project, root_uuid=root_uuid, sheet_uuid=None,
                                          page_of=page_of)
+    record, redrawn, symbols = {}, [], {}
     for name in design.sheets:
-        sh = sheets[name]
-        sh.title = titles.get(name, name.replace("_", " "))
-        out[files[name]] = render(sh, project=project, root_uuid=root_uuid,
-                                  sheet_uuid=page_of[name][0])
+        own = [p.ref for p in design.sheet_parts(name)] + \
+            [f.ref for f in design.flags() if pl.flag_sheet[f.ref] == name]
+        view = sheet_view(design, name, set(own))
+        title = titles.get(name, name.replace("_", " "))
+        key = sheet_key(view, name, pl, {"project": project, "title": title, "power_from": n,
+                                         "code": code}, symbols)
+        old = kept.get(name)
+        if old is not None and old.key == key:
+            text, count = old.text, old.power_symbols
+        else:
+            by_ref = {p.ref: p for p in view.parts}
+            sh = draw_sheet(view, name, [by_ref[r] for r in own], pl, pl.rail_ports.get(name, []))
+            count = _number_power(sh, n)
+            sh.title = title
+            text = render(sh, project=project, root_uuid=root_uuid, sheet_uuid=page_of[name][0])
+            redrawn.append(name)
+        out[files[name]] = text
+        record[files[name]] = {"key": key, "power_symbols": count,
+                               "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        n += count
+    out[record_name(project)] = json.dumps(
+        {"version": RECORD_VERSION, "why": "what each sheet was drawn from (openmetering."
+         "schematic.project): a sheet whose inputs are unchanged is not drawn again",
+         "sheets": record}, indent=2, sort_keys=True) + "\n"
+    if log:
+        log(f"schematic: drew {len(redrawn)} of {len(design.sheets)} sheets"
+            + (f" ({', '.join(redrawn)})" if 0 < len(redrawn) < len(design.sheets) else "")
+            + ("; the others' inputs are unchanged" if len(redrawn) < len(design.sheets) else ""))
     return out
