@@ -211,3 +211,46 @@ def test_summary_has_quote_inputs():
     assert s["board"]["layers"] == 2 and s["board"]["width_mm"] > 20
     assert s["bom_cost"]["qty100"]["total_per_meter"] > 0
     assert P.panel_preset.exists()
+
+
+def _edit_field(board_text: str, ref: str, name: str, value: str) -> str:
+    """The board text with one footprint's property `name` set to `value`."""
+    at = board_text.index(f'(property "Reference" "{ref}"')
+    head = board_text.index(f'(property "{name}" "', at)
+    end = board_text.index('"\n', head + len(name) + 13)
+    return board_text[:head] + f'(property "{name}" "{value}' + board_text[end:]
+
+
+def test_a_kept_panel_with_the_boards_fields_is_the_panel_kikit_makes(tmp_path):
+    """A value and an order number changed on the board: the committed panel with the
+    board's fields set (what the fab stage does when it keeps the plots) is, byte for byte,
+    the panel KiKit makes of that board."""
+    from openmetering.fab import panel
+
+    edited = _edit_field(BOARD.read_text(), "R40", "Value", "1k")
+    edited = _edit_field(edited, "R40", "LCSC", "C21190")
+    assert edited.count('"C21190"') > BOARD.read_text().count('"C21190"')
+    pcb = tmp_path / BOARD.name
+    pcb.write_text(edited)
+    for f in P.kicad.glob(f"{P.name}.kicad_*"):
+        if f.suffix != ".kicad_pcb":
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    made = tmp_path / "panel" / f"{P.name}-panel.kicad_pcb"
+    panel.make_panel(pcb, made, P.panel_preset)
+    committed = (PANEL / made.name).read_text()
+    patched = panel.with_board_fields(committed, edited)
+    assert patched is not None and patched != committed
+    assert patched == made.read_text()
+
+
+def test_a_panel_that_cannot_be_matched_to_the_board_is_made_again():
+    from openmetering.fab import panel
+
+    board, committed = BOARD.read_text(), (PANEL / f"{P.name}-panel.kicad_pcb").read_text()
+    assert panel.with_board_fields(committed, board) == committed
+    # a footprint the panel does not hold, and a hidden field its copies lack
+    renamed = board.replace('(property "Reference" "R40"', '(property "Reference" "R99"', 1)
+    assert panel.with_board_fields(committed, renamed) is None
+    at = board.index('(property "Reference" "R40"')
+    extra = board[:at] + '(property "Extra" "x"\n\t\t\t(hide yes)\n\t\t)\n\t\t' + board[at:]
+    assert panel.with_board_fields(committed, extra) is None

@@ -52,7 +52,9 @@ def kept_plots(paths: ProjectPaths, stamp_file: Path, scratch: Path) -> dict[str
         "drill_split": recorded("jlcpcb", lambda f: f.suffix == ".drl"),
         "drill_merged": recorded("pcbway", lambda f: f.suffix == ".drl"),
         "panel": [f"{rel}/panel/{paths.name}-panel-drc.json",
-                  f"{rel}/panel/{paths.name}-panel-gerbers.zip"],
+                  f"{rel}/panel/{paths.name}-panel-gerbers.zip",
+                  f"{rel}/panel/{paths.name}-panel.kicad_pcb",
+                  f"{rel}/panel/{paths.name}-panel.kicad_pro"],
     }
     out: dict[str, list[Path]] = {}
     for key, files in want.items():
@@ -88,14 +90,24 @@ def build(paths: ProjectPaths | None = None, pcb: Path | None = None, out: Path 
         kept = kept_plots(paths, keep_plots, tmp) \
             if keep_plots and (pcb, out) == (paths.pcb, paths.fab) else None
         panel_pcb = tmp / "panel" / f"{paths.name}-panel.kicad_pcb"
-        made = pool.submit(panel.make_panel, pcb, panel_pcb, paths.panel_preset)
+        # the kept panel's copies take the board's new fields; KiKit panelizes only when
+        # they cannot be matched (panel.with_board_fields)
+        patched = kept and panel.with_board_fields(kept["panel"][2].read_text(encoding="utf-8"),
+                                                   pcb.read_text(encoding="utf-8"))
+        if patched:
+            write_text_if_changed(panel_pcb, patched)
+            shutil.copyfile(kept["panel"][3], panel_pcb.with_suffix(".kicad_pro"))
+            made = pool.submit(lambda: None)
+        else:
+            made = pool.submit(panel.make_panel, pcb, panel_pcb, paths.panel_preset)
         if kept:
-            log("fab: Gerbers and drill files kept (the stamp proves the copper unchanged)")
+            log("fab: Gerbers and drill files kept (the stamp proves the copper unchanged)"
+                + ("; the panel's fields set to the board's" if patched else ""))
         board = plot_all(pcb, tmp, pool, kept)
         board_facts = pool.submit(facts.facts, pcb)
         made.result()
         if kept:
-            drc_json, panel_zip = kept["panel"]
+            drc_json, panel_zip = kept["panel"][:2]
             shutil.copyfile(drc_json, panel_pcb.with_name(drc_json.name))
             shutil.copyfile(panel_zip, panel_pcb.with_name(panel_zip.name))
             panel_drc = json.loads(drc_json.read_text())
