@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from .. import kicad
 from ..errors import MissingInput
@@ -55,8 +56,12 @@ def generate(paths: ProjectPaths | None = None, diagrams: bool = True) -> list[s
     if diagrams:
         drawings.render(paths)
     written = []
-    for frag in fragments():
-        write_text_if_changed(paths.docs_include / f"{frag.name}.md", frag.render(paths))
+    # the fragments read only the declared inputs (the iBoM and the board's facts are KiCad
+    # processes): made one per core at a time, written in order
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        texts = list(pool.map(lambda f: f.render(paths), fragments()))
+    for frag, text in zip(fragments(), texts):
+        write_text_if_changed(paths.docs_include / f"{frag.name}.md", text)
         written.append(frag.name)
     for stale in paths.docs_include.glob("*.md"):
         if stale.stem not in written:
