@@ -97,7 +97,7 @@ def run_skidl_erc(circuit) -> ErcResult:
 # --- schematic -----------------------------------------------------------------------------
 def kept_sheets(out_dir: Path, name: str) -> dict:
     """The sheets in out_dir that are as the record beside them says they were drawn
-    (project.Drawn by sheet name): a sheet edited by hand, or a record that does not parse,
+    (project.Drawn by file name): a sheet edited by hand, or a record that does not parse,
     keeps nothing."""
     import hashlib
 
@@ -113,8 +113,7 @@ def kept_sheets(out_dir: Path, name: str) -> dict:
         try:
             text = (out_dir / fname).read_text(encoding="utf-8")
             if hashlib.sha256(text.encode()).hexdigest() == entry["sha256"]:
-                sheet = fname.removeprefix(f"{name}_").removesuffix(".kicad_sch")
-                kept[sheet] = Drawn(str(entry["key"]), int(entry["power_symbols"]), text)
+                kept[fname] = Drawn(str(entry["key"]), int(entry["power_symbols"]), text)
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return kept

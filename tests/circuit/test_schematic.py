@@ -414,34 +414,34 @@ def _drawn(design, tmp: Path | None = None, kept=None) -> tuple[dict[str, str], 
 
 def test_a_sheet_is_drawn_again_only_when_what_it_is_drawn_from_changes(tmp_path):
     base, log = _drawn(_two_blocks(), tmp_path)
-    assert log == ["schematic: drew 2 of 2 sheets"]
+    assert log == ["schematic: drew 3 of 3 sheets"]
     kept = netlist.kept_sheets(tmp_path, "t")
-    assert sorted(kept) == ["io", "supply"]
+    assert sorted(kept) == ["t.kicad_sch", "t_io.kicad_sch", "t_supply.kicad_sch"]
     again, log = _drawn(_two_blocks(), kept=kept)
-    assert again == base and log == ["schematic: drew 0 of 2 sheets; the others' inputs are unchanged"]
+    assert again == base and log == ["schematic: drew 0 of 3 sheets; the others' inputs are unchanged"]
     # a value on the supply sheet: that sheet alone, and what a full drawing gives
     changed, log = _drawn(_two_blocks(r1="2k2"), kept=kept)
-    assert log == ["schematic: drew 1 of 2 sheets (supply); the others' inputs are unchanged"]
+    assert log == ["schematic: drew 1 of 3 sheets (supply); the others' inputs are unchanged"]
     assert changed == _drawn(_two_blocks(r1="2k2"))[0]
     assert changed["t_io.kicad_sch"] == base["t_io.kicad_sch"]
     assert changed["t_supply.kicad_sch"] != base["t_supply.kicad_sch"]
     # a pin moved to another net: every sheet sees the connectivity, so every sheet is drawn
     renet, log = _drawn(_two_blocks(sig_on="R3"), kept=kept)
-    assert log == ["schematic: drew 2 of 2 sheets"]
+    assert log == ["schematic: drew 3 of 3 sheets"]
     assert renet == _drawn(_two_blocks(sig_on="R3"))[0] and renet != base
     # other drawing code: nothing is kept
     from openmetering.schematic.project import generate
 
     log = []
     generate(_two_blocks(), "t", kept=kept, code="c2", log=log.append)
-    assert log == ["schematic: drew 2 of 2 sheets"]
+    assert log == ["schematic: drew 3 of 3 sheets"]
 
 
 def test_a_sheet_edited_by_hand_or_a_broken_record_keeps_nothing(tmp_path):
     _drawn(_two_blocks(), tmp_path)
     io = tmp_path / "t_io.kicad_sch"
     io.write_text(io.read_text().replace("10k", "22k"))
-    assert sorted(netlist.kept_sheets(tmp_path, "t")) == ["supply"]
+    assert sorted(netlist.kept_sheets(tmp_path, "t")) == ["t.kicad_sch", "t_supply.kicad_sch"]
     record = tmp_path / "t.sheets.json"
     for broken in ("{", "[]", '{"sheets": {"t_supply.kicad_sch": {"key": "k"}}}'):
         record.write_text(broken)

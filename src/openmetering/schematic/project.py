@@ -402,8 +402,8 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None,
              kept: dict[str, Drawn] | None = None, code: str = "",
              log=None) -> dict[str, str]:
     """Every sheet of the design: {file name: .kicad_sch text}, and the record of what each
-    sheet was drawn from ({project}.sheets.json). A sheet in `kept` whose key is unchanged
-    keeps its text instead of being drawn again; `code` is the digest of the drawing code."""
+    sheet was drawn from ({project}.sheets.json). A sheet in `kept` (by file name) whose key
+    is unchanged keeps its text instead of being drawn again; `code` is the digest of the drawing code."""
     import hashlib
     import json
 
@@ -414,57 +414,70 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None,
     kept = kept or {}
     pl = plan(design)
     files = {name: sheet_file(project, name) for name in design.sheets}
-    top, rails = T.layout_top(pl, design, files)
-    failed = T.route_top(top, rails)
-    if failed:
-        raise DesignError("top sheet: could not wire " + ", ".join(failed))
-    # the top sheet's own parts (mounting holes, power flags of rails) under the diagram
-    root_parts = design.sheet_parts("") + [f for f in design.flags() if pl.flag_sheet[f.ref] == ""]
-    if root_parts:
-        lay = L.SheetLayout(design, "", root_parts, {}, [], "left")
-        blocks = lay.run_blocks()
-        extra = L.arrange_blocks(lay, blocks, 1.0)
-        ext_top, ext_extra = top.extent(), extra.extent()
-        extra.move(snap(ext_top.x0 - ext_extra.x0, STEP), snap(ext_top.y1 + 2 * STEP - ext_extra.y0, STEP))
-        L.merge(top, extra)
-    L.finish(top)
-    place_on_paper(top)
-    # power symbols numbered across the project, sheet by sheet
-    n = _number_power(top, 0)
     root_uuid = str(uid("root", project))
     page_of = {name: (str(uid("sheet", name)), str(i + 2)) for i, name in enumerate(design.sheets)}
-    out = {}
-    top.title = titles.get("", design.name)
-    out[f"{project}.kicad_sch"] = render(top, project=project, root_uuid=root_uuid, sheet_uuid=None,
-                                         page_of=page_of)
-    record, redrawn, symbols = {}, [], {}
-    for name in design.sheets:
-        own = [p.ref for p in design.sheet_parts(name)] + \
-            [f.ref for f in design.flags() if pl.flag_sheet[f.ref] == name]
+    out, record, redrawn, symbols = {}, {}, [], {}
+
+    def keep_or_draw(name: str, fname: str, own: list[str], head: dict, draw) -> int:
+        """The sheet's text into out, kept or drawn (draw(view, parts) -> Sheet); returns
+        how many power numbers it takes."""
         view = sheet_view(design, name, set(own))
-        title = titles.get(name, name.replace("_", " "))
-        key = sheet_key(view, name, pl, {"project": project, "title": title, "power_from": n,
-                                         "code": code}, symbols)
-        old = kept.get(name)
+        key = sheet_key(view, name, pl, {"project": project, "code": code, **head}, symbols)
+        old = kept.get(fname)
         if old is not None and old.key == key:
             text, count = old.text, old.power_symbols
         else:
             by_ref = {p.ref: p for p in view.parts}
-            sh = draw_sheet(view, name, [by_ref[r] for r in own], pl, pl.rail_ports.get(name, []))
-            count = _number_power(sh, n)
-            sh.title = title
-            text = render(sh, project=project, root_uuid=root_uuid, sheet_uuid=page_of[name][0])
-            redrawn.append(name)
-        out[files[name]] = text
-        record[files[name]] = {"key": key, "power_symbols": count,
-                               "sha256": hashlib.sha256(text.encode()).hexdigest()}
-        n += count
+            sh = draw(view, [by_ref[r] for r in own])
+            count = _number_power(sh, head["power_from"])
+            sh.title = head["title"]
+            text = render(sh, project=project, root_uuid=root_uuid,
+                          sheet_uuid=page_of[name][0] if name else None,
+                          page_of=None if name else page_of)
+            redrawn.append(name or "top")
+        out[fname] = text
+        record[fname] = {"key": key, "power_symbols": count,
+                         "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        return count
+
+    def draw_top(view: Design, root_parts: list[Part]) -> Sheet:
+        top, rails = T.layout_top(pl, view, files)
+        failed = T.route_top(top, rails)
+        if failed:
+            raise DesignError("top sheet: could not wire " + ", ".join(failed))
+        # the top sheet's own parts (mounting holes, power flags of rails) under the diagram
+        if root_parts:
+            lay = L.SheetLayout(view, "", root_parts, {}, [], "left")
+            blocks = lay.run_blocks()
+            extra = L.arrange_blocks(lay, blocks, 1.0)
+            ext_top, ext_extra = top.extent(), extra.extent()
+            extra.move(snap(ext_top.x0 - ext_extra.x0, STEP),
+                       snap(ext_top.y1 + 2 * STEP - ext_extra.y0, STEP))
+            L.merge(top, extra)
+        L.finish(top)
+        place_on_paper(top)
+        return top
+
+    # power symbols numbered across the project, sheet by sheet, the top sheet first
+    root = [p.ref for p in design.sheet_parts("")] + \
+        [f.ref for f in design.flags() if pl.flag_sheet[f.ref] == ""]
+    n = keep_or_draw("", f"{project}.kicad_sch", root,
+                     {"title": titles.get("", design.name), "power_from": 0, "files": files},
+                     draw_top)
+    for name in design.sheets:
+        own = [p.ref for p in design.sheet_parts(name)] + \
+            [f.ref for f in design.flags() if pl.flag_sheet[f.ref] == name]
+        n += keep_or_draw(name, files[name], own,
+                          {"title": titles.get(name, name.replace("_", " ")), "power_from": n},
+                          lambda view, parts, name=name: draw_sheet(
+                              view, name, parts, pl, pl.rail_ports.get(name, [])))
     out[record_name(project)] = json.dumps(
         {"version": RECORD_VERSION, "why": "what each sheet was drawn from (openmetering."
          "schematic.project): a sheet whose inputs are unchanged is not drawn again",
          "sheets": record}, indent=2, sort_keys=True) + "\n"
     if log:
-        log(f"schematic: drew {len(redrawn)} of {len(design.sheets)} sheets"
-            + (f" ({', '.join(redrawn)})" if 0 < len(redrawn) < len(design.sheets) else "")
-            + ("; the others' inputs are unchanged" if len(redrawn) < len(design.sheets) else ""))
+        total = len(design.sheets) + 1
+        log(f"schematic: drew {len(redrawn)} of {total} sheets"
+            + (f" ({', '.join(redrawn)})" if 0 < len(redrawn) < total else "")
+            + ("; the others' inputs are unchanged" if len(redrawn) < total else ""))
     return out
