@@ -425,10 +425,20 @@ def test_a_sheet_is_drawn_again_only_when_what_it_is_drawn_from_changes(tmp_path
     assert changed == _drawn(_two_blocks(r1="2k2"))[0]
     assert changed["t_io.kicad_sch"] == base["t_io.kicad_sch"]
     assert changed["t_supply.kicad_sch"] != base["t_supply.kicad_sch"]
-    # a pin moved to another net: every sheet sees the connectivity, so every sheet is drawn
+    # two pins of the output block swap nets: its sheet and the block diagram are drawn, the
+    # supply block (on neither net) is kept
     renet, log = _drawn(_two_blocks(sig_on="R3"), kept=kept)
-    assert log == ["schematic: drew 3 of 3 sheets"]
+    assert log == ["schematic: drew 2 of 3 sheets (top, io); the others' inputs are unchanged"]
     assert renet == _drawn(_two_blocks(sig_on="R3"))[0] and renet != base
+    # a part of the output block joins the supply's LED net: both blocks are drawn again
+    joined = _two_blocks()
+    r3 = next(p for p in joined.parts if p.ref == "R3")
+    led, aux = joined.net("LED_A"), joined.net("AUX")
+    aux.pins.remove(r3.pins[1])
+    led.pins.append(r3.pins[1])
+    r3.pins[1].net = led
+    out, log = _drawn(joined, kept=kept)
+    assert log == ["schematic: drew 3 of 3 sheets"] and out != base
     # other drawing code: nothing is kept
     from openmetering.schematic.project import generate
 

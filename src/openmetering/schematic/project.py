@@ -313,27 +313,44 @@ def sheet_file(project: str, sheet: str) -> str:
 RECORD_VERSION = 1
 
 
-def sheet_view(design: Design, name: str, own: set[str]) -> Design:
-    """The design as the drawing of sheet `name` sees it: every part, pin and net, but the
-    parts drawn on other sheets without their value, footprint and fields (the connectivity
-    and the symbols of the whole circuit, the words of this block alone). `own` names the
-    parts drawn here (its power flags included)."""
-    nets = {n.name: Net(n.name, rail=n.rail) for n in design.nets}
-    parts = []
+def sheet_view(design: Design, name: str, own: set[str], nets_here: bool = False) -> Design:
+    """The design as the drawing of sheet `name` sees it: the parts drawn on other sheets
+    without their value, footprint and fields (the symbols and connectivity of the circuit,
+    the words of this block alone). With `nets_here`, only the nets a part drawn here is on,
+    and only the parts on them (a block's drawing reads nothing else; the top sheet's block
+    diagram reads every net). `own` names the parts drawn here (its power flags included)."""
+    keep = {n.name for n in design.nets
+            if not nets_here or any(pin.part.ref in own for pin in n.pins)}
+    nets = {n.name: Net(n.name, rail=n.rail) for n in design.nets if n.name in keep}
+    parts, by_pin = [], {}
     for p in design.parts:
+        if nets_here and p.ref not in own and \
+                not any(pin.net is not None and pin.net.name in keep for pin in p.pins):
+            continue
         mine = p.ref in own
         q = Part(p.ref, p.libsym, p.value if mine else "", p.footprint if mine else "",
                  dict(p.fields) if mine else {}, p.sheet)
         for pin in p.pins:
-            net = nets[pin.net.name] if pin.net is not None else None
+            net = nets.get(pin.net.name) if pin.net is not None else None
             q.pins.append(Pin(q, pin.lib, net))
+            by_pin[id(pin)] = q.pins[-1]
         parts.append(q)
-    by_pin = {(q.ref, i): pin for q in parts for i, pin in enumerate(q.pins)}
-    index = {id(pin): (p.ref, i) for p in design.parts for i, pin in enumerate(p.pins)}
     for n in design.nets:
-        nets[n.name].pins = [by_pin[index[id(pin)]] for pin in n.pins]
-    return Design(design.name, list(design.sheets), parts, [nets[n.name] for n in design.nets],
+        if n.name in nets:
+            nets[n.name].pins = [by_pin[id(pin)] for pin in n.pins]
+    return Design(design.name, list(design.sheets), parts,
+                  [nets[n.name] for n in design.nets if n.name in nets],
                   {name: design.notes[name]} if name in design.notes else {})
+
+
+def plan_view(plan_: Plan, name: str) -> Plan:
+    """What a block's drawing reads of the plan: its side, ports and rail ports, the rails
+    it produces and its power flags."""
+    return Plan(None, {name: plan_.side[name]} if name in plan_.side else {},
+                {name: plan_.ports[name]} if name in plan_.ports else {},
+                {name: plan_.rail_ports[name]} if name in plan_.rail_ports else {},
+                {r: {name} for r, s in plan_.producers.items() if name in s},
+                {f: s for f, s in plan_.flag_sheet.items() if s == name})
 
 
 def _symbol_digest(sym) -> str:
@@ -419,16 +436,17 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None,
     out, record, redrawn, symbols = {}, {}, [], {}
 
     def keep_or_draw(name: str, fname: str, own: list[str], head: dict, draw) -> int:
-        """The sheet's text into out, kept or drawn (draw(view, parts) -> Sheet); returns
-        how many power numbers it takes."""
-        view = sheet_view(design, name, set(own))
-        key = sheet_key(view, name, pl, {"project": project, "code": code, **head}, symbols)
+        """The sheet's text into out, kept or drawn (draw(view, plan, parts) -> Sheet);
+        returns how many power numbers it takes."""
+        view = sheet_view(design, name, set(own), nets_here=bool(name))
+        seen = plan_view(pl, name) if name else pl
+        key = sheet_key(view, name, seen, {"project": project, "code": code, **head}, symbols)
         old = kept.get(fname)
         if old is not None and old.key == key:
             text, count = old.text, old.power_symbols
         else:
             by_ref = {p.ref: p for p in view.parts}
-            sh = draw(view, [by_ref[r] for r in own])
+            sh = draw(view, seen, [by_ref[r] for r in own])
             count = _number_power(sh, head["power_from"])
             sh.title = head["title"]
             text = render(sh, project=project, root_uuid=root_uuid,
@@ -440,7 +458,7 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None,
                          "sha256": hashlib.sha256(text.encode()).hexdigest()}
         return count
 
-    def draw_top(view: Design, root_parts: list[Part]) -> Sheet:
+    def draw_top(view: Design, pl: Plan, root_parts: list[Part]) -> Sheet:
         top, rails = T.layout_top(pl, view, files)
         failed = T.route_top(top, rails)
         if failed:
@@ -469,8 +487,8 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None,
             [f.ref for f in design.flags() if pl.flag_sheet[f.ref] == name]
         n += keep_or_draw(name, files[name], own,
                           {"title": titles.get(name, name.replace("_", " ")), "power_from": n},
-                          lambda view, parts, name=name: draw_sheet(
-                              view, name, parts, pl, pl.rail_ports.get(name, [])))
+                          lambda view, seen, parts, name=name: draw_sheet(
+                              view, name, parts, seen, seen.rail_ports.get(name, [])))
     out[record_name(project)] = json.dumps(
         {"version": RECORD_VERSION, "why": "what each sheet was drawn from (openmetering."
          "schematic.project): a sheet whose inputs are unchanged is not drawn again",
