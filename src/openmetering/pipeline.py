@@ -67,9 +67,13 @@ class Stage:
 
 def _board_pictures(paths: ProjectPaths) -> dict[str, str]:
     """The renders show the board, not its hidden fields (value, MPN, LCSC...)."""
+    from . import sexpr
     from .board import facts
 
-    return {f"visible:{paths.rel(paths.pcb)}": facts.visible_digest(paths.pcb)}
+    digest = stamps.by_content(paths.root, "visible-digest", paths.pcb.read_bytes(),
+                               lambda: facts.visible_digest(paths.pcb),
+                               [Path(facts.__file__), Path(sexpr.__file__)])
+    return {f"visible:{paths.rel(paths.pcb)}": digest}
 
 
 def _docs_inputs(paths: ProjectPaths) -> list[Path]:

@@ -16,6 +16,7 @@ import ast
 import functools
 import hashlib
 import json
+import os
 import sys
 import tomllib
 from collections.abc import Iterable
@@ -72,12 +73,57 @@ def _module_file(root: Path, module: str) -> Path | None:
     return p.with_suffix(".py") if p.with_suffix(".py").is_file() else None
 
 
+# ---------------------------------------------------------------- answers kept by content
+CACHE_ENTRIES = 4000  # per kind: several checkouts' worth of modules
+
+
 @functools.cache
-def _imports(path: Path, module: str) -> tuple[str, ...]:
+def _cache(root: Path, kind: str) -> dict[str, object]:
+    try:
+        data = json.loads((root / "build" / "cache" / f"{kind}.json").read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def by_content(root: Path, kind: str, data: bytes, compute, code: Iterable[Path] = ()):
+    """compute()'s answer (JSON) for these bytes and this code, from build/cache/KIND.json
+    when an earlier run stored it: for pure functions of a file's content (the imports of a
+    module, the visible part of a board), so a no-op build does not parse them again. The
+    key is the content and the code's hashes; a missing or broken cache is computed again."""
+    h = hashlib.sha256(data)
+    for f in code:
+        h.update(Path(f).read_bytes())
+    key = h.hexdigest()
+    cache = _cache(root, kind)
+    if key in cache:
+        return cache[key]
+    value = cache[key] = compute()
+    for old in list(cache)[:max(0, len(cache) - CACHE_ENTRIES)]:
+        del cache[old]
+    path = root / "build" / "cache" / f"{kind}.json"
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(cache), encoding="utf-8")
+        os.replace(tmp, path)  # a reader sees the old file or the new one, never half
+    except OSError:  # a cache that cannot be written only costs the next run the time
+        tmp.unlink(missing_ok=True)
+    return value
+
+
+@functools.cache
+def _imports(root: Path, path: Path, module: str) -> tuple[str, ...]:
     """Every module `path` (module `module`) may import, at any depth of its code."""
+    data = path.read_bytes()
+    return tuple(by_content(root, "imports", b"\0".join([data, module.encode(), path.name.encode()]),
+                            lambda: list(_scan_imports(data, path, module)), [Path(__file__)]))
+
+
+def _scan_imports(data: bytes, path: Path, module: str) -> tuple[str, ...]:
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = []
-    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+    for node in ast.walk(ast.parse(data, filename=str(path))):
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -106,7 +152,7 @@ def code_closure(root: Path, modules: Iterable[str]) -> list[Path]:
             if path is None or path in seen:
                 continue
             seen[path] = name
-            todo += _imports(path, name)
+            todo += _imports(root, path, name)
     return sorted(seen)
 
 

@@ -122,6 +122,35 @@ def test_code_closure_follows_relative_absolute_and_lazy_imports(tmp_path):
     assert got == ["__init__.py", "a.py", "b.py", "d.py", "sub/__init__.py", "sub/c.py"]
 
 
+def test_an_answer_kept_by_content_is_computed_once_per_content_and_code(tmp_path):
+    code = tmp_path / "code.py"
+    code.write_text("v1")
+    calls = []
+
+    def answer(value):
+        def compute():
+            calls.append(value)
+            return value
+        return compute
+
+    def fresh(data, value, kind="k"):
+        stamps._cache.cache_clear()  # as a new process: read back from build/cache
+        return stamps.by_content(tmp_path, kind, data, answer(value), [code])
+
+    assert fresh(b"board", "d1") == "d1" and calls == ["d1"]
+    assert fresh(b"board", "other") == "d1" and calls == ["d1"]  # kept: not computed again
+    assert fresh(b"board 2", "d2") == "d2" and calls == ["d1", "d2"]
+    code.write_text("v2")  # the function changed: its old answers do not count
+    assert fresh(b"board", "d3") == "d3"
+    (tmp_path / "build" / "cache" / "k.json").write_text("{ half a file")
+    assert fresh(b"board", "d4") == "d4"  # a broken cache is computed again, and rewritten
+    assert json.loads((tmp_path / "build" / "cache" / "k.json").read_text())
+    (tmp_path / "build" / "cache" / "other.json").mkdir()  # cannot be read or written
+    assert fresh(b"board 3", "d5", kind="other") == "d5"
+    assert fresh(b"board 3", "d6", kind="other") == "d6"  # so it is computed every time
+    assert sorted(p.name for p in (tmp_path / "build" / "cache").iterdir()) == ["k.json", "other.json"]
+
+
 def test_why_stale_names_the_changed_input_and_the_edited_or_missing_output(tmp_path):
     (tmp_path / "in.txt").write_text("1")
     (tmp_path / "out.txt").write_text("x")
