@@ -13,6 +13,7 @@ Outputs (all reproducible byte for byte):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -99,8 +100,6 @@ def kept_sheets(out_dir: Path, name: str) -> dict:
     """The sheets in out_dir that are as the record beside them says they were drawn
     (project.Drawn by file name): a sheet edited by hand, or a record that does not parse,
     keeps nothing."""
-    import hashlib
-
     from .schematic.project import Drawn, record_name
 
     try:
@@ -121,8 +120,6 @@ def kept_sheets(out_dir: Path, name: str) -> dict:
 
 def drawing_code(paths: ProjectPaths) -> str:
     """The digest of the schematic drawing's source (and of our modules it imports)."""
-    import hashlib
-
     files = stamps.hash_files(paths.root, stamps.code_closure(paths.root, ["openmetering.schematic"]))
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 

@@ -4,7 +4,9 @@ block diagram, power flowing along the top and signals between the blocks."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 
 from ..errors import DesignError
 from . import layout as L
@@ -354,11 +356,7 @@ def plan_view(plan_: Plan, name: str) -> Plan:
 
 
 def _symbol_digest(sym) -> str:
-    import dataclasses
-    import hashlib
-    import json
-
-    text = json.dumps(dataclasses.asdict(sym), sort_keys=True, default=repr)
+    text = json.dumps(asdict(sym), sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -367,10 +365,6 @@ def sheet_key(view: Design, name: str, plan_: Plan, head: dict,
     """The digest of everything the file of sheet `name` is made from (see above); `head`
     holds the rest: project, title, first power number, code digest. `symbols` keeps the
     library symbols' digests (by id) from one sheet to the next."""
-    import dataclasses
-    import hashlib
-    import json
-
     symbols = {} if symbols is None else symbols
     for p in view.parts:
         if id(p.libsym) not in symbols:
@@ -382,7 +376,7 @@ def sheet_key(view: Design, name: str, plan_: Plan, head: dict,
     nets = [[n.name, n.rail, [[pin.part.ref, pin.lib.number] for pin in n.pins]]
             for n in view.nets]
     plan_facts = {k: sorted(v.items()) if isinstance(v, dict) else v
-                  for k, v in dataclasses.asdict(plan_).items()}
+                  for k, v in asdict(plan_).items()}
     facts = {"version": RECORD_VERSION, "sheet": name, "design": view.name,
              "sheets": view.sheets, "notes": view.notes, "parts": parts, "nets": nets,
              "plan": plan_facts, **head}
@@ -421,9 +415,6 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None,
     """Every sheet of the design: {file name: .kicad_sch text}, and the record of what each
     sheet was drawn from ({project}.sheets.json). A sheet in `kept` (by file name) whose key
     is unchanged keeps its text instead of being drawn again; `code` is the digest of the drawing code."""
-    import hashlib
-    import json
-
     from . import top as T
     from .writer import render, uid
 
@@ -439,14 +430,14 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None,
         """The sheet's text into out, kept or drawn (draw(view, plan, parts) -> Sheet);
         returns how many power numbers it takes."""
         view = sheet_view(design, name, set(own), nets_here=bool(name))
-        seen = plan_view(pl, name) if name else pl
-        key = sheet_key(view, name, seen, {"project": project, "code": code, **head}, symbols)
+        plan_here = plan_view(pl, name) if name else pl
+        key = sheet_key(view, name, plan_here, {"project": project, "code": code, **head}, symbols)
         old = kept.get(fname)
         if old is not None and old.key == key:
             text, count = old.text, old.power_symbols
         else:
             by_ref = {p.ref: p for p in view.parts}
-            sh = draw(view, seen, [by_ref[r] for r in own])
+            sh = draw(view, plan_here, [by_ref[r] for r in own])
             count = _number_power(sh, head["power_from"])
             sh.title = head["title"]
             text = render(sh, project=project, root_uuid=root_uuid,
@@ -487,8 +478,8 @@ def generate(design: Design, project: str, titles: dict[str, str] | None = None,
             [f.ref for f in design.flags() if pl.flag_sheet[f.ref] == name]
         n += keep_or_draw(name, files[name], own,
                           {"title": titles.get(name, name.replace("_", " ")), "power_from": n},
-                          lambda view, seen, parts, name=name: draw_sheet(
-                              view, name, parts, seen, seen.rail_ports.get(name, [])))
+                          lambda view, plan_here, parts, name=name: draw_sheet(
+                              view, name, parts, plan_here, plan_here.rail_ports.get(name, [])))
     out[record_name(project)] = json.dumps(
         {"version": RECORD_VERSION, "why": "what each sheet was drawn from (openmetering."
          "schematic.project): a sheet whose inputs are unchanged is not drawn again",
