@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # The path search is skimage.graph.MCP_Geometric's Dijkstra (find_costs with ends and
 # find_all_ends=False, then traceback), reimplemented so that it returns the *same* path, tie for
@@ -26,6 +29,13 @@ from numba import njit
 # What it does not copy: skimage compares each popped cell against the whole list of ends and
 # normalises starts one by one in Python, which cost more than the search itself here.
 # tests/board/test_route.py checks it against skimage on random grids with many ties.
+#
+# Two kernels keep that order. _lowest_path keeps skimage's array under a tournament tree and
+# answers any cost table. _lowest_path_classes answers the router's tables (a few costs, every
+# step dearer than nothing) twice as fast: on this board the search waits on memory, not on
+# arithmetic (its queue holds 40-180 thousand cells, most of them via-plane cells waiting out
+# a via's cost), so it keeps one 32-bit word per cell instead of four arrays and looks ahead
+# (see _lowest_path_classes). search_window takes it where it applies and the tree otherwise.
 
 MOVES = np.array([(0, dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
                  + [(1, 0, 0), (-1, 0, 0)], dtype=np.intp)
@@ -308,6 +318,357 @@ def _lowest_path(cell, endf, step, Zp, Cp, table, start_refs, lengths, levels, w
     return out, True
 
 
+# ---------------------------------------------------------------- the class-queue kernel
+#
+# The same visiting order as _lowest_path, kept another way. The order is (cost, place in
+# skimage's array), lowest first. Two facts make it cheap to keep:
+#   * a step adds one of a few costs: lengths[k] * 0.5 * (cost here + cost there), with here
+#     and there among the table's few values. Cells arrive in the order of the cost they
+#     were popped at, and float addition keeps order, so the arrivals that added the same step
+#     cost come in cost order: one FIFO list per step cost (a "class") is sorted for free, and
+#     the cheapest cell waiting is at the head of one of them. An arrival that improves a
+#     waiting cell adds a new entry; the old one is passed over when it reaches the head
+#     (its cell has left the queue, or waits at another cost).
+#   * every step costs more than nothing, so while the cells of the lowest cost are popped
+#     none joins them. They are popped in array order from a small binary heap of their
+#     places. The only place that changes under them is the one a pop empties: the array's
+#     last cell moves into it. When that cell is one of them, its new place is the lowest of
+#     all (the popped one was), so it is popped next ("pending"), and its old place in the
+#     heap is stale (it holds a cell of another cost, or none).
+# A cell's word: bits 0-2 its cost code (_P_DONE, _P_BLOCKED), bit 3 an end, bits 4-7 the
+# move that reached it (15: a start), bits 8-31 its place in the array + 1 (0: not waiting).
+# A step that adds nothing (a zero cost), a queue past 2**24 - 2 cells or a cost table past
+# six codes is left to the tree kernel.
+
+_P_DONE, _P_BLOCKED = 6, 7
+_P_CODES = 6  # cost codes a word holds
+_P_START = 15
+_P_CAP = (1 << 24) - 2
+_MAX_CLASSES = 64
+_FULL, _UNSUITED = 1, 2  # why _lowest_path_classes gave up: out of entries, or not its case
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """A hint to fetch arr[idx]'s cache line: LLVM's prefetch (read, keep in all levels)."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]],
+                                       wraparound=False, boundscheck=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _fetch_around(wd, j, row, Zp):
+    # the three rows of words a pop of cell j reads (its cell and the eight beside it)
+    for d in (-row, 0, row):
+        _prefetch(wd, j + d - Zp)
+        _prefetch(wd, j + d + 2 * Zp - 1)
+
+
+@njit(nogil=True, cache=True)
+def _step_weights(t, lengths):
+    # each step's cost as the search adds it, in the same floating-point order
+    K, M = lengths.shape[0], t.shape[0]
+    w = np.empty((K, M, M))
+    for k in range(K):
+        for a in range(M):
+            for b in range(M):
+                w[k, a, b] = lengths[k] * 0.5 * (t[a] + t[b])
+    return w
+
+
+def _step_classes(table, lengths):
+    """(weights, class of each weight or -1 where the step may not be taken, number of
+    classes), as (K, M, M) arrays for the codes M of `table` the words hold; None when the
+    table is not this kernel's case."""
+    finite = np.flatnonzero(np.isfinite(table[:_DONE]))
+    if not len(finite) or finite.max() >= _P_CODES or table[finite].min() <= 0:
+        return None
+    M = int(finite.max()) + 1
+    w = _step_weights(np.ascontiguousarray(table[:M]), lengths)
+    ok = np.isfinite(w)
+    uniq, inverse = np.unique(w[ok], return_inverse=True)
+    if len(uniq) > _MAX_CLASSES:
+        return None
+    cls = np.full(w.shape, -1, np.int64)
+    cls[ok] = inverse
+    return w, cls, len(uniq)
+
+
+@njit(nogil=True, cache=True)
+def _pack(cell, endf, wd):
+    for i in range(cell.shape[0]):
+        q = cell[i]
+        if q == _DONE:
+            code = _P_DONE
+        elif q >= _P_CODES:
+            code = _P_BLOCKED  # a code without a finite cost: nothing enters it
+        else:
+            code = q
+        # an end stays an end when blocked: a start on it is popped, and found, all the same
+        wd[i] = np.uint32(code) | (np.uint32(8) if endf[i] else np.uint32(0))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _heap_pop(heap, hn):
+    # the smallest of heap[:hn]; the caller's size drops by one
+    x = heap[0]
+    hn -= 1
+    if hn:
+        y = heap[hn]
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= hn:
+                break
+            if c + 1 < hn and heap[c + 1] < heap[c]:
+                c += 1
+            if heap[c] >= y:
+                break
+            heap[i] = heap[c]
+            i = c
+        heap[i] = y
+    return x
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _heap_push(heap, hn, x):
+    i = hn
+    while i:
+        par = (i - 1) >> 1
+        if heap[par] <= x:
+            break
+        heap[i] = heap[par]
+        i = par
+    heap[i] = x
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _lowest_path_classes(wd, step, Zp, Cp, start_refs, wt, wc, ncls, lists):
+    """_lowest_path's path on packed words: (path, found, why), why 0 when it answered."""
+    K = step.shape[0]
+    M = wt.shape[1]
+    row = Cp * Zp
+    vals, refs, heap, rec_ref, rec_val, rec_next = lists
+    none = np.zeros((0, 3), np.intp)
+    # list ncls holds the starts; each list is linked through rec_next, oldest first
+    head = np.full(ncls + 1, -1, np.int64)
+    tail = np.full(ncls + 1, -1, np.int64)
+    head_cost = np.full(ncls + 1, np.inf)  # the cost of each list's head entry (inf: empty)
+    nrec = 0
+    count = 0
+    for s in range(start_refs.shape[0]):
+        ref = start_refs[s]
+        w = np.int64(wd[ref])
+        if (w >> 8) == 0:
+            refs[count] = ref
+            vals[count] = 0.0
+            count += 1
+            wd[ref] = np.uint32((w & 0x0F) | (_P_START << 4) | (count << 8))
+            rec_ref[nrec] = ref
+            rec_val[nrec] = 0.0
+            rec_next[nrec] = -1
+            if tail[ncls] == -1:
+                head[ncls] = nrec
+                head_cost[ncls] = 0.0
+            else:
+                rec_next[tail[ncls]] = nrec
+            tail[ncls] = nrec
+            nrec += 1
+    vmin = -1.0
+    hn = 0
+    pending = -1
+    found = -1
+    while count:
+        p = -1
+        if pending != -1:
+            p = pending
+            pending = -1
+        else:
+            while hn:
+                x = _heap_pop(heap, hn)
+                hn -= 1
+                if x < count and vals[x] == vmin:
+                    p = x
+                    break
+            if p == -1:
+                # the next cost: the cheapest head that is live. Only that list's head is
+                # looked up (a stale one is passed over and the lists compared again), so a
+                # new cost reads the heads' costs, not every head's cell.
+                while True:
+                    c = 0
+                    for d in range(1, ncls + 1):
+                        if head_cost[d] < head_cost[c]:
+                            c = d
+                    r = head[c]
+                    at = (np.int64(wd[rec_ref[r]]) >> 8) - 1
+                    if at != -1 and vals[at] == rec_val[r]:
+                        break
+                    r = rec_next[r]
+                    head[c] = r
+                    head_cost[c] = rec_val[r] if r != -1 else np.inf
+                vmin = head_cost[c]
+                for c in range(ncls + 1):
+                    if head_cost[c] != vmin:
+                        continue
+                    r = head[c]
+                    while r != -1 and rec_val[r] == vmin:
+                        at = (np.int64(wd[rec_ref[r]]) >> 8) - 1
+                        if at != -1 and vals[at] == vmin:
+                            _heap_push(heap, hn, at)
+                            hn += 1
+                        r = rec_next[r]
+                    head[c] = r
+                    head_cost[c] = rec_val[r] if r != -1 else np.inf
+                p = _heap_pop(heap, hn)
+                hn -= 1
+        v = vmin
+        index = refs[p]
+        last = count - 1
+        if hn:
+            # the next pop is most likely the heap's top: ask for its words now
+            nx = heap[0]
+            if nx < count:
+                _fetch_around(wd, refs[nx], row, Zp)
+            if hn > 2:
+                _prefetch(refs, heap[1])
+                _prefetch(refs, heap[2])
+        if p != last:
+            moved = refs[last]
+            refs[p] = moved
+            wm = np.int64(wd[moved])
+            wd[moved] = np.uint32((wm & 0xFF) | ((p + 1) << 8))
+            mv = vals[last]
+            vals[p] = mv
+            if mv == v:
+                pending = p
+                _fetch_around(wd, moved, row, Zp)
+        count -= 1
+        w = np.int64(wd[index])
+        if w & 8:
+            found = index
+            break
+        here = w & 7
+        wd[index] = np.uint32((w & 0xF0) | _P_DONE)
+        if here >= M:
+            continue  # a start no step may leave (the tree kernel's steps from it cost inf)
+        for k in range(K):
+            ni = index + step[k]
+            w = np.int64(wd[ni])
+            q = w & 7
+            if q >= M:
+                continue  # final already, or nothing may enter
+            c = wc[k, here, q]
+            if c < 0:
+                continue
+            total = v + wt[k, here, q]
+            at = (w >> 8) - 1
+            if at != -1:
+                if vals[at] > total:
+                    vals[at] = total
+                    wd[ni] = np.uint32((w & ~np.int64(0xF0)) | (k << 4))
+                else:
+                    continue
+            else:
+                if count == _P_CAP:
+                    return none, False, _UNSUITED
+                refs[count] = ni
+                vals[count] = total
+                count += 1
+                wd[ni] = np.uint32((w & 0x0F) | (k << 4) | (count << 8))
+            if not total > v:
+                return none, False, _UNSUITED  # a step that added nothing
+            if nrec == rec_ref.shape[0]:
+                return none, False, _FULL
+            rec_ref[nrec] = ni
+            rec_val[nrec] = total
+            rec_next[nrec] = -1
+            if head[c] == -1:
+                head[c] = nrec
+                head_cost[c] = total
+            else:
+                rec_next[tail[c]] = nrec
+            tail[c] = nrec
+            nrec += 1
+    if found < 0:
+        return none, True, 0
+    n = 1
+    p = found
+    while True:
+        b = (np.int64(wd[p]) >> 4) & 15
+        if b == _P_START:
+            break
+        p -= step[b]
+        n += 1
+    out = np.empty((n, 3), np.intp)
+    p = found
+    for m in range(n - 1, -1, -1):
+        rc, z = divmod(p, Zp)
+        r, c = divmod(rc, Cp)
+        out[m, 0], out[m, 1], out[m, 2] = z, r - 1, c - 1
+        if m:
+            p -= step[(np.int64(wd[p]) >> 4) & 15]
+    return out, True, 0
+
+
+ENTRIES_PER_CELL = 2  # list entries a search starts with; one that needs more starts again
+_lists: list = [0, None]  # (cells the lists were made for, their arrays)
+
+
+def _class_lists(N, entries):
+    """The class kernel's arrays for N cells, kept from one search to the next like _work's:
+    per place in the queue its cost, cell and heap slot; per list entry its cell, cost and
+    next entry (np.empty touches no page, so the spare length costs nothing). 32-bit
+    indices: a queue place is below 2**24, and narrower arrays are fewer cache misses."""
+    if _lists[0] < N or len(_lists[1][3]) < entries:
+        n = max(N, _lists[0])
+        e = max(entries, len(_lists[1][3]) if _lists[1] else 0)
+        _lists[0], _lists[1] = n, (np.empty(n), np.empty(n, np.int32), np.empty(n, np.int32),
+                                   np.empty(e, np.int32), np.empty(e), np.empty(e, np.int32))
+    return _lists[1]
+
+
+def _search_classes(cell, endf, step, Zp, Cp, table, refs, classes):
+    """The class kernel's (path, found), or None when it gave up (see _lowest_path_classes).
+    It reads cell and endf and leaves them as they were, for the tree kernel after it."""
+    wt, wc, ncls = classes
+    N = cell.shape[0]
+    entries = max(16, int(ENTRIES_PER_CELL * N))
+    while True:
+        wd = _words(N)
+        _pack(cell, endf, wd)
+        vals, places, heap, cells, costs, nexts = _class_lists(N, entries)
+        path, found, why = _lowest_path_classes(
+            wd, step, Zp, Cp, refs, wt, wc, ncls,
+            (vals, places, heap, cells[:entries], costs[:entries], nexts[:entries]))
+        if not why:
+            return path, found
+        if why != _FULL:
+            return None
+        entries *= 2
+
+
+_words_held = [np.zeros(0, np.uint32)]
+
+
+def _words(N):
+    if len(_words_held[0]) < N:
+        _words_held[0] = np.empty(N, np.uint32)
+    return _words_held[0][:N]
+
+
 def _reachable(codes, table, starts, is_end, open_sides=(False, False, False, False)):
     """_flood's answer for a search on codes (see search_cells): _MEET, _APART or _SEALED."""
     Z, R, C = codes.shape
@@ -335,6 +696,11 @@ def search_window(codes, table, starts, is_end, open_sides=(False, False, False,
                  work[6], work[7])
     if how != _MEET:
         return np.zeros((0, 3), np.intp), how == _SEALED
+    classes = _step_classes(table, MOVE_LENGTHS)
+    if classes is not None:
+        got = _search_classes(cell, endf, step, Zp, Cp, table, refs, classes)
+        if got is not None:
+            return got[0], False
     while True:
         path, fitted = _lowest_path(cell, endf, step, Zp, Cp, table, refs, MOVE_LENGTHS,
                                     levels, work)

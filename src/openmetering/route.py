@@ -206,6 +206,8 @@ class Router:
             self.patches.append(self._make_patch(net[0] if net else None, layers, poly,
                                                  kind="obstacle"))
         self.patches.extend(self.pad_patches.values())
+        self._patch_edits = 0  # removals from self.patches (appends show in its length)
+        self._boxes = None  # (the list, its length, edits, (n, 4) r0, r1, c0, c1 of each)
         self.stats = {"ripups": 0, "connections": 0, "neckdowns": []}
         via = prob.via_cost / self.h
         self.step_costs = np.full(256, np.inf)
@@ -240,11 +242,30 @@ class Router:
         return _Patch(net, tuple(layers), r0, c0, np.maximum(d, 0).astype(np.float32), kind)
 
     # ------------------------------------------------------------ fields
+    def _patch_boxes(self):
+        """Each patch's cell box as rows of one array, so a window finds the patches it
+        overlaps at once instead of asking every patch (a board holds thousands). Patches are
+        appended at the end, so the array grows with the list; a removal, or another list
+        (clearance_map swaps one in), builds it again."""
+        pts, got = self.patches, self._boxes
+        if got is None or got[0] is not pts or got[2] != self._patch_edits or got[1] > len(pts):
+            got = (pts, 0, self._patch_edits, np.zeros((0, 4), np.int64))
+        if got[1] < len(pts):
+            new = np.array([(pt.r0, pt.r1, pt.c0, pt.c1) for pt in pts[got[1]:]], np.int64)
+            got = (pts, len(pts), self._patch_edits, np.concatenate([got[3], new]))
+        self._boxes = got
+        return got[3]
+
     def _foreign(self, net, win, only=None, kinds=None):
         """Per-layer distance to copper of other nets inside window (r0, r1, c0, c1)."""
         r0, r1, c0, c1 = win
         out = np.full((2, r1 - r0, c1 - c0), np.inf, dtype=np.float32)
-        for pt in self.patches:
+        box = self._patch_boxes()
+        near = np.flatnonzero((box[:, 0] < r1) & (box[:, 1] > r0)
+                              & (box[:, 2] < c1) & (box[:, 3] > c0))
+        pts = self.patches
+        for i in near.tolist():
+            pt = pts[i]
             if pt.net == net and pt.net is not None:
                 continue
             if only is not None and pt.net not in only:
@@ -345,6 +366,7 @@ class Router:
     def _unroute(self, net):
         for pt in self.track_patches.pop(net, []):
             self.patches.remove(pt)
+            self._patch_edits += 1
         self.tracks.pop(net, None)
         self.vias.pop(net, None)
 

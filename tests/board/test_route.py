@@ -337,6 +337,83 @@ def test_lowest_path_agrees_when_the_queue_outgrows_its_first_tree():
     assert path and path == skimage_path(cost, starts, ends)
 
 
+def _both_kernels(codes, table, starts, is_end):
+    # the class kernel's answer and the tree kernel's, each on a fresh padding of the grid
+    Z, R_, C = codes.shape
+    N = (Z + 1) * (R_ + 2) * (C + 2)
+    work = PS._work(codes.shape, 3)
+    step, Cp, Zp = PS._padded(codes, is_end, PS.MOVES, work[0], work[1])
+    refs = PS._start_refs(np.asarray(starts, dtype=np.intp), Cp, Zp)
+    classes = PS._step_classes(table, PS.MOVE_LENGTHS)
+    assert classes is not None  # the router's kind of table: the class kernel answers it
+    got = PS._search_classes(work[0][:N], work[1][:N], step, Zp, Cp, table, refs, classes)
+    assert got is not None
+    levels = 3
+    while True:
+        work = PS._work(codes.shape, levels)
+        PS._padded(codes, is_end, PS.MOVES, work[0], work[1])
+        tree, fitted = PS._lowest_path(work[0][:N], work[1][:N], step, Zp, Cp, table, refs,
+                                       PS.MOVE_LENGTHS, levels, work)
+        if fitted:
+            return [tuple(p) for p in got[0].tolist()], [tuple(p) for p in tree.tolist()]
+        levels += 1
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_class_kernel_visits_as_the_tree_kernel_does_on_the_routers_costs(seed):
+    # the router's own table (a track 1, beside a foreign track 60, beside the pair partner
+    # 0.6, a via 40, a via beside a track 100) on a walled grid whose via plane is dear, so
+    # the queue holds many cells waiting out a via's cost, and many equal costs
+    rng = np.random.default_rng(9000 + seed)
+    rows, cols = int(rng.integers(6, 80)), int(rng.integers(6, 80))
+    codes = rng.choice(np.array([0, 0, 0, 0, 1, 2, PS.BLOCKED], np.uint8), size=(3, rows, cols))
+    codes[1] = np.where(codes[1] == PS.BLOCKED, PS.BLOCKED, rng.choice([3, 3, 4], size=(rows, cols)))
+    table = np.full(256, np.inf)
+    table[:5] = (1.0, 60.0, 0.6, 40.0, 100.0)
+    cells = np.argwhere(np.ones(codes.shape, dtype=bool))
+    starts = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 50)))]
+    ends = cells[rng.integers(0, len(cells), size=int(rng.integers(1, 30)))]
+    is_end = np.zeros(codes.shape, dtype=bool)
+    is_end[tuple(ends.T)] = True
+    got, tree = _both_kernels(codes, table, starts, is_end)
+    assert got == tree
+    cost = np.where(codes == PS.BLOCKED, np.inf, table[np.minimum(codes, 255)])
+    assert got == skimage_path(cost, starts, ends)
+
+
+def test_the_class_kernel_starts_again_with_more_entries_when_they_run_out(monkeypatch):
+    rng = np.random.default_rng(11)
+    codes = np.where(rng.random((3, 60, 70)) < 0.1, PS.BLOCKED, 0).astype(np.uint8)
+    codes[1][codes[1] == 0] = 3
+    table = np.full(256, np.inf)
+    table[[0, 3]] = (1.0, 40.0)
+    starts, ends = np.array([(0, 0, 0), (2, 30, 0)]), np.array([(2, 59, 69)])
+    codes[tuple(ends.T)] = 0
+    is_end = np.zeros(codes.shape, dtype=bool)
+    is_end[tuple(ends.T)] = True
+    calls = []
+    kernel = PS._lowest_path_classes
+    monkeypatch.setattr(PS, "_lowest_path_classes", lambda *a: calls.append(1) or kernel(*a))
+    monkeypatch.setattr(PS, "ENTRIES_PER_CELL", 0.0005)  # 16 entries: far too few
+    got, tree = _both_kernels(codes, table, starts, is_end)
+    assert len(calls) > 2 and got == tree and got
+
+
+@pytest.mark.parametrize("levels", [(1.0, 0.0, 30.0), (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)])
+def test_costs_the_class_kernel_does_not_take_go_to_the_tree(levels):
+    # a step that adds nothing (a zero cost) and a seventh cost are not its case: the tree
+    # kernel answers them, still as skimage does
+    table = np.full(256, np.inf)
+    table[: len(levels)] = levels
+    assert PS._step_classes(table, PS.MOVE_LENGTHS) is None
+    rng = np.random.default_rng(len(levels))
+    cost = np.array(levels)[rng.integers(0, len(levels), size=(3, 30, 40))]
+    cells = np.argwhere(np.ones(cost.shape, dtype=bool))
+    starts = cells[rng.integers(0, len(cells), size=5)]
+    ends = cells[rng.integers(0, len(cells), size=4)]
+    assert kernel_path(cost, starts, ends) == skimage_path(cost, starts, ends)
+
+
 def test_lowest_path_reports_no_path_and_rejects_bad_costs():
     cost = np.ones((3, 5, 5))
     cost[:, :, 2] = np.inf  # a wall on every plane
